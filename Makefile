@@ -1,0 +1,27 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both build .venv when missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+JOBS ?= 2
+
+.PHONY: setup demo test bench clean-venv
+
+$(VENV)/.installed: setup.py constraints.txt
+	@set -e; py=$$(scripts/find_python.sh); echo "using $$py"; \
+	  [ -x $(PY) ] || $$py -m venv $(VENV); \
+	  $(PY) -m pip install -q --upgrade pip wheel; \
+	  $(PY) -m pip install -q -c constraints.txt -e '.[test]'; \
+	  touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/nnabla_nas -f examples/demo_ofa_uniform.json -c cpu -o runs/demo_ofa_uniform
+
+test: setup
+	$(PY) -m pytest -q -n $(JOBS) tests
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

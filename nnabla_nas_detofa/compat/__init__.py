@@ -1,0 +1,2 @@
+"""Work-arounds for defects of the released host packages (kept small and tested)."""
+from .nnabla_nas_wheel import install_missing_ofa_networks, missing_ofa_networks  # noqa: F401

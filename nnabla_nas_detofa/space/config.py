@@ -1,0 +1,111 @@
+"""Static settings of a supernet (widths, classes, head) and the channel counts they imply.
+
+One place computes every channel count, so the elastic network, the extracted static network and
+the analytic FLOPs can never disagree.
+"""
+from dataclasses import asdict, dataclass, field
+from typing import Dict, Tuple
+
+from .arch import EXPAND_CHOICES, N_STAGES, WIDTH_CHOICES, Arch, SLOT_STAGE
+
+STAGE_WIDTHS = (256, 512, 1024, 2048)
+STEM_WIDTH = 64
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int = None) -> int:
+    """Round to the nearest multiple of ``divisor`` (never below it), bumped up when rounding lost >10 %."""
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    """``width_mult`` scales every channel count (1.0 = the paper's network); ``divisor`` is the
+    channel rounding (8 as in once-for-all; 1 keeps width choices distinct at tiny widths)."""
+
+    num_classes: int = 20
+    width_mult: float = 1.0
+    divisor: int = 8
+    neck_channels: Tuple[int, int, int] = (256, 128, 64)
+    head_channels: int = 64
+    bn_decay: float = 0.9
+    bn_eps: float = 1e-5
+    stem_channels: Tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if not (isinstance(self.num_classes, int) and self.num_classes >= 1):
+            raise ConfigError(f"num_classes={self.num_classes!r}: expected a positive integer")
+        if not (0 < float(self.width_mult) <= 4):
+            raise ConfigError(f"width_mult={self.width_mult!r}: expected a number in (0, 4]")
+        if not (isinstance(self.divisor, int) and self.divisor >= 1):
+            raise ConfigError(f"divisor={self.divisor!r}: expected a positive integer")
+        if len(self.neck_channels) != 3:
+            raise ConfigError(f"neck_channels={self.neck_channels!r}: expected 3 values")
+        object.__setattr__(self, "neck_channels", tuple(int(c) for c in self.neck_channels))
+        object.__setattr__(self, "stem_channels", tuple(self._div(STEM_WIDTH * w) for w in WIDTH_CHOICES))
+
+    @classmethod
+    def from_dict(cls, obj: Dict, where: str = "network") -> "SupernetConfig":
+        known = {"num_classes", "width_mult", "divisor", "neck_channels", "head_channels", "bn_decay", "bn_eps"}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+        try:
+            return cls(**obj)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+
+    def to_dict(self) -> Dict:
+        d = asdict(self)
+        d.pop("stem_channels", None)
+        d["neck_channels"] = list(self.neck_channels)
+        return d
+
+    # --- channel counts ----------------------------------------------------------------------
+    def _div(self, v: float) -> int:
+        return make_divisible(v * self.width_mult, self.divisor)
+
+    def stem_out_list(self):
+        """Stem conv 3 output channels per width choice (64 x W at full width -> 40/48/64)."""
+        return self.stem_channels
+
+    def stem_mid_list(self):
+        """Stem conv 1 / residual unit channels per width choice (24/24/32 at full width)."""
+        return tuple(make_divisible(c // 2, self.divisor) for c in self.stem_channels)
+
+    def stage_out_list(self, stage: int):
+        return tuple(self._div(STAGE_WIDTHS[stage] * w) for w in WIDTH_CHOICES)
+
+    def mid_channels(self, out_channels: int, expand: float) -> int:
+        return make_divisible(round(out_channels * expand), self.divisor)
+
+    def max_mid(self, stage: int) -> int:
+        return self.mid_channels(max(self.stage_out_list(stage)), max(EXPAND_CHOICES))
+
+    def neck(self):
+        return tuple(max(1, int(round(c * self.width_mult))) for c in self.neck_channels)
+
+    def head(self) -> int:
+        return max(1, int(round(self.head_channels * self.width_mult)))
+
+    def arch_channels(self, arch: Arch) -> Dict:
+        """Active channel counts of a path: stem, per-stage out, per-slot mid (None if dropped)."""
+        stage_out = [self.stage_out_list(s)[arch.w[2 + s]] for s in range(N_STAGES)]
+        mids = [self.mid_channels(stage_out[SLOT_STAGE[i]], arch.e[i]) if arch.slot_active(i) else None
+                for i in range(len(arch.e))]
+        return {"stem_mid": self.stem_mid_list()[arch.w[0]], "stem_out": self.stem_out_list()[arch.w[1]],
+                "stage_out": stage_out, "mid": mids}
+
+
+def check_input_size(size, where="input_size") -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
+        raise ConfigError(f"{where}={size!r}: must be a positive multiple of 32 (the backbone stride)")
+    return size
