@@ -1,0 +1,1 @@
+"""Command lines: ``nnabla_nas -f EXP.json`` and ``python -m nnabla_nas_detofa <tool>``."""

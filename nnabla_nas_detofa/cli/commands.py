@@ -1,0 +1,12 @@
+"""Tool subcommands of ``python -m nnabla_nas_detofa``: each module has ``register(subparsers)``
+that adds a parser with ``set_defaults(func=...)``; ``func(args)`` returns an exit code."""
+import importlib
+
+COMMAND_MODULES = (
+    "nnabla_nas_detofa.cli.cmd_space",
+)
+
+
+def register_all(subparsers):
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)

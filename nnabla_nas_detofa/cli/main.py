@@ -1,0 +1,2 @@
+"""Console entry points."""
+from .tools import main_tools  # noqa: F401
