@@ -3,6 +3,7 @@ that adds a parser with ``set_defaults(func=...)``; ``func(args)`` returns an ex
 import importlib
 
 COMMAND_MODULES = (
+    "nnabla_nas_detofa.cli.cmd_run",
     "nnabla_nas_detofa.cli.cmd_space",
 )
 

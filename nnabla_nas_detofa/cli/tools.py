@@ -3,7 +3,6 @@ import argparse
 import sys
 
 from .commands import register_all
-from .errors import UserError
 
 
 def build_parser():
@@ -18,8 +17,9 @@ def build_parser():
 def main_tools(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .main import user_errors
     try:
         return args.func(args) or 0
-    except UserError as err:
+    except user_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

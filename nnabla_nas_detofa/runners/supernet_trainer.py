@@ -1,0 +1,238 @@
+"""Supernet training by sampling one path per step (DetOFA §4, Eq. 1).
+
+With ``"space": "ofa"`` this is the paper's "OFA w/o PS" baseline (uniform sampling), with
+``"compofa"`` the CompOFA* baseline, and with ``"space_schedule"`` progressive shrinking
+(e.g. ``[["ps1", 70], ["ps2", 5], ["ps3", 65], ["ps4", 5], ["ps5", 65]]``). Every rank samples the
+same path each step (the generator is seeded by the global step), so gradients all-reduce over
+one path. Checkpoints are atomic and a killed run resumes from the output folder.
+"""
+import json
+import os
+import random
+import time
+
+import nnabla as nn
+import numpy as np
+
+from nnabla_nas.runner.runner import Runner
+
+from ..space import Arch, SearchSpace, mflops, space_from_spec
+from .checkpoint import find_checkpoint, load_checkpoint_info, save_checkpoint, write_json_atomic
+
+HPARAM_DEFAULTS = {
+    "space": "ofa",
+    "space_schedule": None,
+    "sampling": "decision",      # or "path": uniform over distinct networks
+    "seed": 0,
+    "print_frequency": 20,
+    "checkpoint_every": 0,       # steps; 0 = at the end of each epoch only
+    "valid_archs": ["min", "max"],
+    "bn_calib_batches": 2,
+    "valid_batches": 0,          # 0 = the whole validation split
+    "loss_weights": None,
+}
+
+
+def step_rng(seed: int, step: int) -> random.Random:
+    """The path generator of one global step: the same on every rank, and after a resume."""
+    return random.Random(seed * 1_000_003 + step)
+
+
+class DetOFASupernetTrainer(Runner):
+    """NNablaNAS runner: trains a DetOFA supernet one sampled path per step."""
+
+    def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):
+        hp = dict(HPARAM_DEFAULTS)
+        hp.update(hparams)
+        super().__init__(model, optimizer, regularizer, dataloader, hp, args)
+        self.out = self._abs_output_path
+        os.makedirs(self.out, exist_ok=True)
+        self.schedule = self._space_schedule(hp)
+        self.seed = int(hp["seed"])
+        self.global_step = 0
+        self.start_step = 0
+        self.history = []
+
+    # --- spaces ------------------------------------------------------------------------------
+    @staticmethod
+    def _space_schedule(hp):
+        if hp.get("space_schedule"):
+            sched, start = [], 0
+            for i, item in enumerate(hp["space_schedule"]):
+                if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], int)):
+                    raise ValueError(f"hparams.space_schedule[{i}]: expected [space, epochs], got {item!r}")
+                sched.append((start, space_from_spec(item[0], f"hparams.space_schedule[{i}]")))
+                start += item[1]
+            return sched
+        return [(0, space_from_spec(hp["space"], "hparams.space"))]
+
+    def space_at(self, epoch: int) -> SearchSpace:
+        current = self.schedule[0][1]
+        for start, space in self.schedule:
+            if epoch >= start:
+                current = space
+        return current
+
+    def valid_archs(self):
+        space = self.space_at(self.cur_epoch)
+        out = {}
+        for v in self.hparams["valid_archs"]:
+            if v in ("min", "max"):
+                out[v] = space.extreme(v == "max")
+            else:
+                a = Arch.from_dict(v, "hparams.valid_archs")
+                out[a.to_json()] = a
+        return out
+
+    # --- NNablaNAS runner hooks ---------------------------------------------------------------
+    def callback_on_start(self):
+        self.model.set_arch(self.space_at(0).extreme(True))
+        params = self.model.get_net_parameters(grad_only=True)
+        self.optimizer["train"].set_parameters(params)
+        self._grads = [p.grad for p in params.values()]
+        ckpt = find_checkpoint(self.out)
+        if ckpt:
+            self._resume(ckpt)
+        n = sum(int(np.prod(p.shape)) for p in params.values())
+        self.monitor.info(f"Supernet parameters: {n / 1e6:.3f} M; space(s): "
+                          f"{', '.join(f'{s.name} from epoch {e}' for e, s in self.schedule)}\n")
+
+    def _resume(self, path):
+        info = load_checkpoint_info(path)
+        self.model.load_parameters(os.path.join(path, "weights.h5"))
+        opt = self.optimizer["train"]
+        opt._solver.load_states(os.path.join(path, "optim_train.h5"))
+        opt._iter = int(info["optimizer_iter"])
+        self.cur_epoch = int(info["epoch"])
+        self.start_step = int(info["step_in_epoch"])
+        self.global_step = int(info["global_step"])
+        self.history = info.get("history", [])
+        self.monitor.info(f"Resumed from {path}: epoch {self.cur_epoch}, step {self.start_step}\n")
+
+    def save(self, epoch: int, step_in_epoch: int):
+        if self.comm.rank != 0:
+            return
+        opt = self.optimizer["train"]
+        info = {"epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": self.global_step,
+                "optimizer_iter": opt._iter, "history": self.history}
+        save_checkpoint(self.out, info, {
+            "weights.h5": lambda p: nn.save_parameters(p, self.model.get_parameters()),
+            "optim_train.h5": lambda p: opt._solver.save_states(p),
+        })
+
+    def run(self):
+        self.callback_on_start()
+        epochs = int(self.hparams["epoch"])
+        every = int(self.hparams["checkpoint_every"])
+        while self.cur_epoch < epochs:
+            self.monitor.reset()
+            t0 = time.time()
+            space = self.space_at(self.cur_epoch)
+            lr = self.optimizer["train"].get_learning_rate()
+            self.monitor.info(f"epoch {self.cur_epoch}  space {space.name}  lr {lr:.3g}\n")
+            for i in range(self.start_step, self.one_epoch_train):
+                arch = space.sample(step_rng(self.seed, self.global_step), mode=self.hparams["sampling"])
+                self.model.set_arch(arch)
+                self.update_graph("train")
+                self.train_on_batch()
+                self.global_step += 1
+                if i % int(self.hparams["print_frequency"]) == 0:
+                    self.monitor.display(i)
+                if every and self.global_step % every == 0 and i + 1 < self.one_epoch_train:
+                    self.save(self.cur_epoch, i + 1)
+            self.start_step = 0
+            self.callback_on_epoch_end(time.time() - t0)
+        self.callback_on_finish()
+        return self.history
+
+    def train_on_batch(self, key="train"):
+        p = self.placeholder["train"]
+        opt = self.optimizer[key]
+        opt.zero_grad()
+        for _ in range(self.accum_train):
+            self._load_data(p, self.dataloader["train"].next())
+            p["loss"].forward(clear_no_need_grad=True)
+            p["loss"].backward(clear_buffer=True)
+            self.monitor.update("loss/train", float(p["loss"].d) * self.accum_train, self.mbs_train)
+            for k, m in p["metrics"].items():
+                if k != "loss":
+                    m.forward(clear_buffer=True)
+                    self.monitor.update(f"{k}/train", float(m.d), self.mbs_train)
+        if self.comm.n_procs > 1:
+            self.event.default_stream_synchronize()
+            self.comm.all_reduce(self._grads, division=True, inplace=False)
+            self.event.add_default_stream_event()
+        opt.update()
+
+    def valid_on_batch(self):
+        p = self.placeholder["valid"]
+        self._load_data(p, self.dataloader["valid"].next())
+        p["loss"].forward(clear_buffer=True)
+        return float(p["loss"].d) * self.accum_valid
+
+    def path_valid_loss(self, arch) -> float:
+        """Validation loss of one path, BatchNorm re-calibrated on training batches first."""
+        self.model.set_arch(arch)
+        n_cal = int(self.hparams["bn_calib_batches"])
+        if n_cal > 0:
+            self.model.recalibrate_bn(self.dataloader["train"].next()["inputs"][0] for _ in range(n_cal))
+        self.update_graph("valid")
+        n = self.one_epoch_valid * self.accum_valid
+        if int(self.hparams["valid_batches"]) > 0:
+            n = min(n, int(self.hparams["valid_batches"]))
+        losses = [self.valid_on_batch() for _ in range(max(n, 1))]
+        loss = np.array([np.mean(losses)], dtype=np.float32)
+        if self.comm.n_procs > 1:
+            arr = nn.NdArray.from_numpy_array(loss)
+            self.comm.all_reduce([arr], division=True, inplace=False)
+            loss = arr.data
+        return float(loss[0])
+
+    def callback_on_epoch_end(self, seconds=0.0):
+        valid = {name: self.path_valid_loss(a) for name, a in self.valid_archs().items()}
+        meters = {k: m.avg for k, m in self.monitor.meters.items()}
+        entry = {"epoch": self.cur_epoch, "lr": float(self.optimizer["train"].get_learning_rate()),
+                 "train": meters, "valid_loss": valid, "seconds": round(seconds, 2)}
+        self.history.append(entry)
+        for k, v in valid.items():
+            self.monitor.update(f"valid_loss/{k}", v, 1)
+        self.monitor.info(f"epoch {self.cur_epoch} done in {seconds:.1f}s: train loss "
+                          f"{meters.get('loss/train', float('nan')):.4f}; valid loss "
+                          + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()) + "\n")
+        self.monitor.write(self.cur_epoch)
+        self.cur_epoch += 1
+        self.save(self.cur_epoch, 0)
+
+    def callback_on_finish(self):
+        if self.comm.rank == 0:
+            tmp = os.path.join(self.out, f"supernet.h5.tmp{os.getpid()}.h5")
+            nn.save_parameters(tmp, self.model.get_parameters())
+            os.replace(tmp, os.path.join(self.out, "supernet.h5"))
+            space = self.space_at(max(self.cur_epoch - 1, 0))
+            cfg, size = self.model.config, self.hparams["input_shapes"][0][-1]
+            summary = {"epochs": self.cur_epoch, "steps": self.global_step, "space": space.to_dict(),
+                       "space_size": space.size(), "input_size": size, "network": cfg.to_dict(),
+                       "flops_range_mflops": [mflops(space.extreme(False), cfg, size),
+                                              mflops(space.extreme(True), cfg, size)],
+                       "history": self.history}
+            write_json_atomic(os.path.join(self.out, "summary.json"), summary, indent=1)
+            self._plot()
+        self.monitor.close()
+
+    def _plot(self):
+        if not self.history:
+            return
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        ep = [h["epoch"] for h in self.history]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(ep, [h["train"].get("loss/train", np.nan) for h in self.history], label="train (sampled paths)")
+        for k in self.history[-1]["valid_loss"]:
+            ax.plot(ep, [h["valid_loss"].get(k, np.nan) for h in self.history], label=f"valid ({k} path)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("CenterNet loss")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(self.out, "loss.png"), dpi=100)
+        plt.close(fig)
