@@ -4,6 +4,7 @@ One place computes every channel count, so the elastic network, the extracted st
 the analytic FLOPs can never disagree.
 """
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Dict, Tuple
 
 from .arch import EXPAND_CHOICES, N_STAGES, WIDTH_CHOICES, Arch, SLOT_STAGE
@@ -77,19 +78,23 @@ class SupernetConfig:
         """Stem conv 3 output channels per width choice (64 x W at full width -> 40/48/64)."""
         return self.stem_channels
 
+    @lru_cache(maxsize=None)
     def stem_mid_list(self):
         """Stem conv 1 / residual unit channels per width choice (24/24/32 at full width)."""
         return tuple(make_divisible(c // 2, self.divisor) for c in self.stem_channels)
 
+    @lru_cache(maxsize=None)
     def stage_out_list(self, stage: int):
         return tuple(self._div(STAGE_WIDTHS[stage] * w) for w in WIDTH_CHOICES)
 
+    @lru_cache(maxsize=None)
     def mid_channels(self, out_channels: int, expand: float) -> int:
         return make_divisible(round(out_channels * expand), self.divisor)
 
     def max_mid(self, stage: int) -> int:
         return self.mid_channels(max(self.stage_out_list(stage)), max(EXPAND_CHOICES))
 
+    @lru_cache(maxsize=None)
     def neck(self):
         return tuple(max(1, int(round(c * self.width_mult))) for c in self.neck_channels)
 
