@@ -5,6 +5,8 @@ import importlib
 COMMAND_MODULES = (
     "nnabla_nas_detofa.cli.cmd_run",
     "nnabla_nas_detofa.cli.cmd_space",
+    "nnabla_nas_detofa.cli.cmd_data",
+    "nnabla_nas_detofa.cli.cmd_evaluate",
 )
 
 

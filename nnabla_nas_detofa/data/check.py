@@ -1,0 +1,152 @@
+"""``check-data``: read every annotation and image of a data set and list what is wrong, file by file.
+
+Problems reported (all count as errors; the exit status is non-zero when there is any):
+malformed XML/JSON, a missing annotation or image file, an image that cannot be decoded, an
+image whose size differs from its annotation, an object without name/bndbox or with a missing or
+non-numeric coordinate, an unknown class, COCO entries naming unknown images or categories,
+degenerate boxes (no width or height) and boxes leaving the image. Empty images (no objects)
+are counted, not reported.
+
+Without a split, every split of the data set is checked (VOC: each ``ImageSets/Main/<set>.txt``
+of each year folder, an image listed in several sets checked once; COCO: each
+``annotations/instances_*.json``).
+"""
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import cv2
+
+from . import coco as coco_mod
+from . import voc as voc_mod
+from .records import DataError, ImageRecord, Problem
+
+
+@dataclass
+class CheckReport:
+    dataset: str
+    splits: List[str]
+    class_names: List[str] = field(default_factory=list)
+    images: int = 0
+    empty_images: int = 0
+    objects: int = 0
+    difficult: int = 0
+    crowd: int = 0
+    per_class: Dict[str, int] = field(default_factory=dict)
+    problems: List[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add_record(self, rec: ImageRecord):
+        self.images += 1
+        n = rec.num_objects
+        self.objects += n
+        self.empty_images += int(n == 0)
+        self.difficult += int(rec.difficult.sum())
+        self.crowd += int(rec.crowd.sum())
+        for lab in rec.labels.tolist():
+            name = self.class_names[lab]
+            self.per_class[name] = self.per_class.get(name, 0) + 1
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset, "splits": self.splits, "images": self.images,
+                "empty_images": self.empty_images, "objects": self.objects, "difficult": self.difficult,
+                "crowd": self.crowd, "per_class": {c: self.per_class.get(c, 0) for c in self.class_names},
+                "problems": [{"where": p.where, "message": p.message} for p in self.problems], "ok": self.ok}
+
+    def to_text(self) -> str:
+        lines = [f"data set: {self.dataset}", f"splits: {', '.join(self.splits)}",
+                 f"images: {self.images} (empty: {self.empty_images})",
+                 f"objects: {self.objects} (difficult: {self.difficult}, crowd: {self.crowd})", "per class:"]
+        w = max([len(c) for c in self.class_names] + [1])
+        lines += [f"  {c:<{w}}  {self.per_class.get(c, 0)}" for c in self.class_names]
+        lines.append(f"problems: {len(self.problems)}")
+        lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _decode_check(rec: ImageRecord) -> Optional[Problem]:
+    img = cv2.imread(rec.image_path, cv2.IMREAD_COLOR)
+    if img is None:
+        return Problem("fatal", rec.image_path, "cannot decode image")
+    if img.shape[1] != rec.width or img.shape[0] != rec.height:
+        return Problem("fatal", rec.image_path, f"image is {img.shape[1]}x{img.shape[0]} but "
+                                                f"{rec.source or 'its annotation'} says {rec.width}x{rec.height}")
+    return None
+
+
+def _decode_all(records, report, workers):
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for p in pool.map(_decode_check, records):
+            if p is not None:
+                report.problems.append(p)
+
+
+def check_voc(root: str, split: Optional[str] = None, classes=None, decode_images: bool = True,
+              workers: int = 4) -> CheckReport:
+    splits = [split] if split else voc_mod.available_splits(root)
+    if not splits:
+        raise DataError(f"{root}: no VOC split found (expected VOC<year>/ImageSets/Main/<set>.txt)")
+    names = voc_mod.voc_classes(root, classes)
+    index = {n: i for i, n in enumerate(names)}
+    report = CheckReport(f"voc:{root}", splits, list(names))
+    seen = set()
+    entries = []
+    for s in splits:
+        for image_id, xml_path, image_dir in voc_mod.split_entries(root, s):
+            if xml_path not in seen:
+                seen.add(xml_path)
+                entries.append((image_id, xml_path, image_dir))
+    good = []
+    for image_id, xml_path, image_dir in entries:
+        rec, problems = voc_mod.parse_voc_xml(xml_path, image_id, image_dir, index)
+        report.problems.extend(problems)
+        if rec is None:
+            report.images += 1
+            continue
+        report.add_record(rec)
+        good.append(rec)
+    if decode_images:
+        _decode_all(good, report, workers)
+    return report
+
+
+def check_coco(root: str, split: Optional[str] = None, decode_images: bool = True, workers: int = 4) -> CheckReport:
+    splits = [split] if split else coco_mod.available_splits(root)
+    if not splits:
+        raise DataError(f"{root}: no COCO split found (expected annotations/instances_<split>.json)")
+    report = CheckReport(f"coco:{root}", splits)
+    for s in splits:
+        path = coco_mod.annotation_path(root, s)
+        try:
+            data = coco_mod.read_coco_json(path, coco_mod.available_splits(root))
+        except DataError as err:
+            report.problems.append(Problem("fatal", path, str(err).split(": ", 1)[-1]))
+            continue
+        names, _, records, problems = coco_mod.parse_coco(data, path, coco_mod.image_dir(root, s), True)
+        if not report.class_names:
+            report.class_names = list(names)
+        report.problems.extend(problems)
+        missing = sum(1 for p in problems if "image file is missing" in p.message)
+        report.images += missing
+        for rec in records:
+            report.add_record(rec)
+        if decode_images:
+            _decode_all(records, report, workers)
+    return report
+
+
+def check_dataset(spec: str, split: Optional[str] = None, decode_images: bool = True, workers: int = 4
+                  ) -> CheckReport:
+    """``check_dataset("voc:PATH")`` / ``("coco:PATH", "val2017")``; raises ``DataError`` only when
+    nothing can be checked (no such folder or split)."""
+    from .dataset import parse_spec
+    fmt, root = parse_spec(spec)
+    if not os.path.isdir(root):
+        raise DataError(f"{root}: no such directory")
+    if fmt == "voc":
+        return check_voc(root, split, decode_images=decode_images, workers=workers)
+    return check_coco(root, split, decode_images=decode_images, workers=workers)

@@ -1,0 +1,245 @@
+"""``make-synthetic-voc``: a small shapes detection data set in the Pascal VOC layout.
+
+Layout written under ``OUT``::
+
+    OUT/classes.txt                                  circle, square, triangle, cross, ring
+    OUT/VOCsynth/Annotations/<id>.xml                VOC XML (1-based integer xmin..xmax)
+    OUT/VOCsynth/JPEGImages/<id>.jpg
+    OUT/VOCsynth/ImageSets/Main/{train,val,trainval}.txt
+
+so the splits are ``synth_train``, ``synth_val`` and ``synth_trainval``. Images have their longer
+side equal to ``image_size`` and the other side drawn from ``[1 - aspect_jitter, 1] * image_size``
+(so letterboxing is exercised like on VOC's 500x375 images). Each image has 1-``max_objects``
+shapes of random class, size (12-45 % of the shorter side), rotation and saturated colour, on a
+textured background (low-frequency colour noise plus stripes or checks and pixel noise). Shapes
+may overlap a little (IoU <= 0.25) and some are cut by the border (``truncated=1``, box clipped);
+a shape less than half visible after occlusion is marked ``difficult=1``. The class is the shape,
+never the colour, so a detector has to learn shapes.
+
+Everything is drawn from ``numpy.random.default_rng([seed, image_index])``: the same seed gives
+the same bytes (with the same OpenCV build), whatever the number of threads.
+"""
+import math
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from typing import List, Tuple
+
+import cv2
+import numpy as np
+
+from .records import DataError
+
+SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "ring")
+TAG = "synth"
+MAX_IOU = 0.25
+SUB = 16          # sub-pixel precision of polygon drawing (shift=4)
+
+
+def _background(rng, w, h):
+    base = rng.uniform(50, 205, size=3)
+    gh, gw = int(rng.integers(2, 7)), int(rng.integers(2, 7))
+    low = cv2.resize(rng.normal(0, 1, (gh, gw, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    img = base[None, None, :] + 28 * low
+    pattern = int(rng.integers(0, 3))
+    if pattern:
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        period = rng.uniform(5, 18)
+        if pattern == 1:   # stripes at a random angle
+            t = rng.uniform(0, math.pi)
+            wave = np.sin((xx * math.cos(t) + yy * math.sin(t)) * (2 * math.pi / period))
+        else:              # checks
+            wave = np.sign(np.sin(xx * (2 * math.pi / period)) * np.sin(yy * (2 * math.pi / period)))
+        img += (rng.uniform(8, 18) * wave)[..., None] * rng.uniform(0.5, 1.0, size=3)
+    img += rng.normal(0, 5, (h, w, 3))
+    return img
+
+
+def _shape_mask(cls, rng, size, pad_w, pad_h, cx, cy):
+    """A uint8 mask on a padded canvas; centre (cx, cy) and bbox side ``size`` in canvas pixels."""
+    mask = np.zeros((pad_h, pad_w), np.uint8)
+    r = size / 2.0
+
+    def poly(points):
+        pts = np.round(np.asarray(points) * SUB).astype(np.int32)
+        cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_8, shift=4)
+
+    def rotated(points, theta):
+        c, s = math.cos(theta), math.sin(theta)
+        pts = np.asarray(points, np.float64)
+        return np.stack([cx + pts[:, 0] * c - pts[:, 1] * s, cy + pts[:, 0] * s + pts[:, 1] * c], 1)
+
+    name = SHAPE_CLASSES[cls]
+    if name in ("circle", "ring"):
+        cv2.circle(mask, (int(round(cx * SUB)), int(round(cy * SUB))), int(round(r * SUB)), 255, -1,
+                   lineType=cv2.LINE_8, shift=4)
+        if name == "ring":
+            inner = r * rng.uniform(0.45, 0.65)
+            cv2.circle(mask, (int(round(cx * SUB)), int(round(cy * SUB))), int(round(inner * SUB)), 0, -1,
+                       lineType=cv2.LINE_8, shift=4)
+    elif name == "square":
+        theta = rng.uniform(0, math.pi / 2)
+        a = size / (abs(math.cos(theta)) + abs(math.sin(theta))) / 2
+        poly(rotated([(-a, -a), (a, -a), (a, a), (-a, a)], theta))
+    elif name == "triangle":
+        theta = rng.uniform(0, 2 * math.pi)
+        poly(rotated([(r * math.cos(k * 2 * math.pi / 3), r * math.sin(k * 2 * math.pi / 3)) for k in range(3)],
+                     theta))
+    elif name == "cross":
+        theta = rng.uniform(0, math.pi / 2)
+        b = r * rng.uniform(0.28, 0.4)
+        a = (r - b * min(abs(math.cos(theta)), abs(math.sin(theta)))) / max(abs(math.cos(theta)),
+                                                                          abs(math.sin(theta)))
+        arm = [(-a, -b), (a, -b), (a, b), (-a, b)]
+        poly(rotated(arm, theta))
+        poly(rotated([(y, x) for x, y in arm], theta))
+    return mask
+
+
+def _colour(rng, bg_mean):
+    best, best_d = None, -1.0
+    for _ in range(8):
+        hsv = np.uint8([[[rng.integers(0, 180), rng.integers(130, 256), rng.integers(110, 256)]]])
+        bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float64)
+        d = float(np.abs(bgr - bg_mean).sum())
+        if d > best_d:
+            best, best_d = bgr, d
+        if d > 150:
+            break
+    return best
+
+
+def _iou(a, b):
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def render(seed: int, index: int, image_size: int, max_objects: int = 4, aspect_jitter: float = 0.25
+           ) -> Tuple[np.ndarray, List[dict]]:
+    """One BGR uint8 image and its objects (``name, xmin, ymin, xmax, ymax`` 1-based, ``truncated``,
+    ``difficult``)."""
+    rng = np.random.default_rng([seed, index])
+    short = int(round(image_size * rng.uniform(1 - aspect_jitter, 1.0)))
+    w, h = (image_size, short) if rng.random() < 0.7 else (short, image_size)
+    img = _background(rng, w, h)
+    pad = image_size
+    pw, ph = w + 2 * pad, h + 2 * pad
+    owner = np.full((h, w), -1, np.int32)     # which object each pixel shows
+    objs = []
+    n = int(rng.integers(1, max_objects + 1))
+    for _ in range(n):
+        for _attempt in range(20):
+            cls = int(rng.integers(len(SHAPE_CLASSES)))
+            size = rng.uniform(0.12, 0.45) * min(w, h)
+            size = max(size, 10.0)
+            margin = size / 2 * (0.3 if rng.random() < 0.15 else -1.0)   # some shapes cross the border
+            cx = rng.uniform(-margin, w + margin) if margin > 0 else rng.uniform(size / 2, w - size / 2)
+            cy = rng.uniform(-margin, h + margin) if margin > 0 else rng.uniform(size / 2, h - size / 2)
+            full = _shape_mask(cls, rng, size, pw, ph, cx + pad, cy + pad)
+            inside = full[pad:pad + h, pad:pad + w]
+            n_full, n_in = int(np.count_nonzero(full)), int(np.count_nonzero(inside))
+            if n_full == 0 or n_in < 0.6 * n_full:
+                continue
+            ys, xs = np.nonzero(inside)
+            box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            if any(_iou(box, o["box"]) > MAX_IOU for o in objs):
+                continue
+            m = inside > 0
+            colour = _colour(rng, img[m].mean(0))
+            shade = rng.normal(0, 4, (int(m.sum()), 3))
+            img[m] = colour[None, :] + shade
+            owner[m] = len(objs)
+            objs.append({"cls": cls, "box": box, "pixels": n_in, "truncated": n_in < n_full})
+            break
+    out = []
+    for k, o in enumerate(objs):
+        visible = int(np.count_nonzero(owner == k))
+        x1, y1, x2, y2 = (int(v) for v in o["box"])
+        out.append({"name": SHAPE_CLASSES[o["cls"]], "xmin": x1 + 1, "ymin": y1 + 1, "xmax": x2, "ymax": y2,
+                    "truncated": int(o["truncated"]), "difficult": int(visible < 0.5 * o["pixels"])})
+    return np.clip(np.round(img), 0, 255).astype(np.uint8), out
+
+
+def voc_xml(image_id: str, width: int, height: int, objects: List[dict], folder: str = "VOC" + TAG) -> bytes:
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = folder
+    ET.SubElement(root, "filename").text = image_id + ".jpg"
+    src = ET.SubElement(root, "source")
+    ET.SubElement(src, "database").text = "nnabla-nas-detofa synthetic shapes"
+    size = ET.SubElement(root, "size")
+    for tag, v in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(v)
+    ET.SubElement(root, "segmented").text = "0"
+    for o in objects:
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = o["name"]
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = str(o["truncated"])
+        ET.SubElement(obj, "difficult").text = str(o["difficult"])
+        bb = ET.SubElement(obj, "bndbox")
+        for tag in ("xmin", "ymin", "xmax", "ymax"):
+            ET.SubElement(bb, tag).text = str(o[tag])
+    ET.indent(root, space="\t")
+    return ET.tostring(root, encoding="utf-8") + b"\n"
+
+
+def make_synthetic_voc(out: str, num_train: int = 256, num_val: int = 64, image_size: int = 128, seed: int = 0,
+                       max_objects: int = 4, aspect_jitter: float = 0.25, jpeg_quality: int = 90,
+                       overwrite: bool = False, workers: int = 4) -> dict:
+    """Write the data set; returns a summary (counts per split and class)."""
+    if num_train < 1 or num_val < 0:
+        raise DataError(f"num_train={num_train}, num_val={num_val}: need num_train >= 1 and num_val >= 0")
+    if image_size < 32:
+        raise DataError(f"image_size={image_size}: must be at least 32")
+    if max_objects < 1:
+        raise DataError(f"max_objects={max_objects}: must be at least 1")
+    if not 0 <= aspect_jitter < 1:
+        raise DataError(f"aspect_jitter={aspect_jitter}: must be in [0, 1)")
+    year = os.path.join(out, "VOC" + TAG)
+    if os.path.exists(year) or os.path.exists(os.path.join(out, "classes.txt")):
+        if not overwrite:
+            raise DataError(f"{out}: already holds a synthetic data set (use --overwrite to replace it)")
+        shutil.rmtree(year, ignore_errors=True)
+    dirs = {k: os.path.join(year, *k.split("/")) for k in ("Annotations", "JPEGImages", "ImageSets/Main")}
+    try:
+        for d in dirs.values():
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(out, "classes.txt"), "w", encoding="utf-8") as f:
+            f.write("# class list of the synthetic shapes data set (index order)\n")
+            f.write("\n".join(SHAPE_CLASSES) + "\n")
+    except OSError as err:
+        raise DataError(f"{out}: cannot write ({err.strerror})") from None
+
+    total = num_train + num_val
+    ids = [f"{i:06d}" for i in range(total)]
+
+    def one(i):
+        img, objs = render(seed, i, image_size, max_objects, aspect_jitter)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+        if not ok:
+            raise DataError(f"cannot encode image {ids[i]}")
+        with open(os.path.join(dirs["JPEGImages"], ids[i] + ".jpg"), "wb") as f:
+            f.write(buf.tobytes())
+        with open(os.path.join(dirs["Annotations"], ids[i] + ".xml"), "wb") as f:
+            f.write(voc_xml(ids[i], img.shape[1], img.shape[0], objs))
+        return objs
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        all_objs = list(pool.map(one, range(total)))
+    sets = {"train": ids[:num_train], "val": ids[num_train:], "trainval": ids}
+    for name, members in sets.items():
+        with open(os.path.join(dirs["ImageSets/Main"], name + ".txt"), "w", encoding="utf-8") as f:
+            f.write("".join(i + "\n" for i in members))
+    summary = {"root": out, "splits": {}, "classes": list(SHAPE_CLASSES)}
+    for name, lo, hi in (("train", 0, num_train), ("val", num_train, total)):
+        per = {c: 0 for c in SHAPE_CLASSES}
+        for objs in all_objs[lo:hi]:
+            for o in objs:
+                per[o["name"]] += 1
+        summary["splits"][f"{TAG}_{name}"] = {"images": hi - lo, "objects": per}
+    return summary
