@@ -8,3 +8,7 @@ __version__ = "0.1.0"
 from .compat import install_missing_ofa_networks as _install_missing_ofa_networks
 
 _install_missing_ofa_networks()
+
+from . import registry as _registry  # noqa: E402
+
+_registry.register()

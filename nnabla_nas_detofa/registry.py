@@ -4,15 +4,27 @@ NNablaNAS has no plugin mechanism: its launcher finds networks as ``contrib.__di
 (a module with ``SearchNet``/``TrainNet``), runners as ``runner.__dict__[name]`` (argparse
 choices come from ``runner.__all__``) and data as ``dataset.__dict__[name].DataLoader``.
 """
-import types
-
 NETWORK_NAMES = ("detofa_resnet50",)
 DATASET_NAMES = ("detofa_voc", "detofa_coco")
 
 
+def _import_dataset_quietly():
+    """nnabla_nas.dataset warns at import that NVIDIA DALI (ImageNet only) is missing; we never use it."""
+    import logging
+
+    from nnabla.logger import logger
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        import nnabla_nas.dataset as dataset
+    finally:
+        logger.setLevel(level)
+    return dataset
+
+
 def register():
+    dataset = _import_dataset_quietly()
     import nnabla_nas.contrib as contrib
-    import nnabla_nas.dataset as dataset
     import nnabla_nas.runner as runner
 
     from .data import loader
@@ -26,9 +38,7 @@ def register():
         setattr(runner, name, cls)
         if name not in runner.__all__:
             runner.__all__.append(name)
-    for name, fmt in (("detofa_voc", "voc"), ("detofa_coco", "coco")):
-        mod = types.ModuleType(f"nnabla_nas.dataset.{name}", f"DetOFA {fmt.upper()} detection data")
-        mod.DataLoader = loader.loader_class(fmt)
-        setattr(dataset, name, mod)
+    for name, namespace in loader.NNABLA_NAS_DATASETS.items():
+        setattr(dataset, name, namespace)
         if name not in dataset.__all__:
             dataset.__all__.append(name)

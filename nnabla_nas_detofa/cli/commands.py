@@ -7,6 +7,7 @@ COMMAND_MODULES = (
     "nnabla_nas_detofa.cli.cmd_space",
     "nnabla_nas_detofa.cli.cmd_data",
     "nnabla_nas_detofa.cli.cmd_evaluate",
+    "nnabla_nas_detofa.cli.cmd_path_filter",
 )
 
 

@@ -57,11 +57,8 @@ def user_errors():
     from ..runners.launch import ExperimentError
     from ..space import ArchError, ConfigError, SpaceError
     types = [UserError, ExperimentError, ContextError, ArchError, ConfigError, SpaceError]
-    try:
-        from ..data.errors import DataError
-        types.append(DataError)
-    except ImportError:
-        pass
+    from ..data.records import DataError
+    types.append(DataError)
     return tuple(types)
 
 
@@ -75,6 +72,7 @@ def main(argv=None):
     try:
         run_from_args(args)
     except user_errors() as err:
-        print(f"error: {err}", file=sys.stderr)
+        msg = str(err)
+        print(f"error: {msg if args.file in msg else f'{args.file}: {msg}'}", file=sys.stderr)
         return 2
     return 0

@@ -125,7 +125,13 @@ def _construct(factory, attrs, where):
         bad = []
     if bad:
         raise ExperimentError(f"{where}: unknown key(s) {bad}")
-    return factory(**attrs)
+    try:
+        return factory(**attrs)
+    except TypeError as err:  # argument mistakes only; other TypeErrors are bugs and keep their traceback
+        msg = str(err)
+        if any(s in msg for s in ("unknown argument", "unexpected keyword", "required positional", "missing")):
+            raise ExperimentError(f"{where}: {msg}") from None
+        raise
 
 
 def build_network(conf, search, source):
@@ -232,7 +238,7 @@ def prepare_synthetic(dl_args: dict, rank: int = 0, where: str = "dataloader"):
     if rank == 0:
         from ..data.synthetic import make_synthetic_voc
         try:
-            make_synthetic_voc(root, **spec)
+            make_synthetic_voc(root, **dict(spec, overwrite=True))
         except TypeError as err:
             raise ExperimentError(f"{where}: {err}") from None
         with open(marker, "w") as f:

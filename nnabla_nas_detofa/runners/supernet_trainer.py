@@ -137,7 +137,7 @@ class DetOFASupernetTrainer(Runner):
                 self.train_on_batch()
                 self.global_step += 1
                 if i % int(self.hparams["print_frequency"]) == 0:
-                    self.monitor.display(i)
+                    self.monitor.display(i, [k for k in self.monitor.meters if k.endswith("/train")])
                 if every and self.global_step % every == 0 and i + 1 < self.one_epoch_train:
                     self.save(self.cur_epoch, i + 1)
             self.start_step = 0

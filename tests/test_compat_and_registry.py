@@ -1,0 +1,51 @@
+import importlib
+import subprocess
+import sys
+
+
+def test_nnabla_nas_contrib_and_runner_import_after_our_package():
+    # a fresh interpreter: the shim must be what makes these imports work
+    code = ("import nnabla_nas_detofa, nnabla_nas.contrib, nnabla_nas.runner, nnabla_nas.contrib.model;"
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_shim_only_covers_the_missing_folder_and_explains_itself():
+    from nnabla_nas_detofa.compat import missing_ofa_networks
+    from nnabla_nas_detofa.compat.nnabla_nas_wheel import NETWORKS, PACKAGE
+    import nnabla_nas.contrib as contrib
+    if missing_ofa_networks():
+        mod = sys.modules[PACKAGE + ".ofa_resnet50"]
+        try:
+            mod.SearchNet
+        except AttributeError as err:
+            assert "0.15.0" in str(err) and "detofa_resnet50" in str(err)
+        else:
+            raise AssertionError("stand-in must not pretend to have SearchNet")
+    assert all(hasattr(contrib, n) for n in NETWORKS)
+
+
+def test_without_shim_the_wheel_is_broken():
+    # documents why the shim exists: with it disabled, nnabla_nas.contrib fails to import
+    from nnabla_nas_detofa.compat import missing_ofa_networks
+    if not missing_ofa_networks():
+        return
+    code = "import nnabla_nas.contrib"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode != 0 and "ModuleNotFoundError" in out.stderr
+
+
+def test_registration_into_nnabla_nas_tables():
+    import nnabla_nas.contrib as contrib
+    import nnabla_nas.dataset as dataset
+    import nnabla_nas.runner as runner
+    import nnabla_nas_detofa  # noqa: F401
+    assert hasattr(contrib.__dict__["detofa_resnet50"], "SearchNet")
+    assert hasattr(contrib.__dict__["detofa_resnet50"], "TrainNet")
+    assert "DetOFASupernetTrainer" in runner.__all__
+    from nnabla_nas.runner.runner import Runner
+    assert issubclass(runner.__dict__["DetOFASupernetTrainer"], Runner)
+    for name in ("detofa_voc", "detofa_coco"):
+        assert name in dataset.__all__ and hasattr(dataset.__dict__[name], "DataLoader")
