@@ -5,9 +5,11 @@ registers our networks, runners and data loaders into NNablaNAS's lookup tables 
 """
 __version__ = "0.1.0"
 
+from .compat import install_fast_absent_imports as _install_fast_absent_imports
 from .compat import install_missing_ofa_networks as _install_missing_ofa_networks
 
 _install_missing_ofa_networks()
+_install_fast_absent_imports()
 
 from . import registry as _registry  # noqa: E402
 
