@@ -1,0 +1,156 @@
+"""The OFA-ResNet50 + CenterNet detector body, shared by the supernet and extracted static paths.
+
+A :class:`DetectorNet` is built from per-layer maximum widths and runs one arch: the supernet is
+built at the space's maximum widths with all 18 unit slots and runs whatever arch is set; a
+static path is built at exactly its arch's widths, with only its units, and runs that arch
+(every layer then at full width, so its graph has no slicing).
+
+Input: float32 (N, 3, H, W), RGB, values 0..255 (raw images), H and W multiples of 32. The network
+normalises with the ImageNet mean/std itself (``input_mean``/``input_std``, parameters without
+gradient that travel with the weights), so an exported network takes raw images.
+Outputs: (heatmap logits (N, C, H/4, W/4), wh (N, 2, H/4, W/4), reg (N, 2, H/4, W/4)).
+"""
+from collections import OrderedDict
+
+import nnabla as nn
+import nnabla.functions as F
+import numpy as np
+
+from nnabla_nas.contrib.model import Model
+import nnabla_nas.module as Mo
+
+from ..detection.loss import centernet_losses
+from ..space import Arch, SupernetConfig, mflops
+from ..space.arch import N_STAGES, STAGE_FIRST_SLOT, STAGE_SLOTS, STAGE_STRIDES
+from .blocks import Bottleneck, DeconvBN, Head, Stem
+from .bn_calibration import recalibrate_bn
+from .elastic import Param
+
+IMAGE_MEAN = (123.675, 116.28, 103.53)   # ImageNet RGB mean x 255
+IMAGE_STD = (58.395, 57.12, 57.375)      # ImageNet RGB std x 255
+HEATMAP_BIAS = -2.19                     # CenterNet: sigmoid(-2.19) ~ 0.1 at start
+OUTPUT_STRIDE = 4
+
+
+class DetectorNet(Model):
+    """Common structure and NNablaNAS ``Model`` interface; subclasses decide widths and arch.
+
+    ``widths``: ``stem_mid``, ``stem_out`` (ints), ``stem_residual`` (bool: build the stem's
+    residual unit), ``stage_out`` (4 ints), ``mid`` (18 ints, ``None`` for a unit not built).
+    """
+
+    def __init__(self, config: SupernetConfig, widths: dict):
+        Mo.Module.__init__(self)
+        self.config = config
+        bn = dict(bn_decay=config.bn_decay, bn_eps=config.bn_eps)
+        self.input_mean = Param((1, 3, 1, 1), need_grad=False,
+                                initializer=np.array(IMAGE_MEAN, np.float32).reshape(1, 3, 1, 1))
+        self.input_std = Param((1, 3, 1, 1), need_grad=False,
+                               initializer=np.array(IMAGE_STD, np.float32).reshape(1, 3, 1, 1))
+        self.stem = Stem(widths["stem_mid"], widths["stem_out"], widths["stem_residual"], **bn)
+        stages = []
+        cin = widths["stem_out"]
+        for s in range(N_STAGES):
+            cout = widths["stage_out"][s]
+            units = []
+            for pos in range(STAGE_SLOTS[s]):
+                mid = widths["mid"][STAGE_FIRST_SLOT[s] + pos]
+                if mid is None:
+                    break  # units drop from the end of a stage
+                first = pos == 0
+                units.append(Bottleneck(cin if first else cout, mid, cout, STAGE_STRIDES[s] if first else 1,
+                                        downsample=first, **bn))
+            stages.append(Mo.ModuleList(units))
+            cin = cout
+        self.stages = Mo.ModuleList(stages)
+        neck = []
+        for c in config.neck():
+            neck.append(DeconvBN(cin, c, **bn))
+            cin = c
+        self.neck = Mo.ModuleList(neck)
+        hc = config.head()
+        self.hm = Head(cin, hc, config.num_classes, bias_init=HEATMAP_BIAS)
+        self.wh = Head(cin, hc, 2)
+        self.reg = Head(cin, hc, 2)
+
+    # --- the path ----------------------------------------------------------------------------
+    @property
+    def arch(self) -> Arch:
+        return self._arch
+
+    def call_backbone(self, x):
+        """Stride-32 features of the current arch for raw images ``x`` (any H, W)."""
+        if len(x.shape) != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected images (N, 3, H, W), got shape {tuple(x.shape)}")
+        arch = self.arch
+        ch = self.config.arch_channels(arch)
+        x = (x - self.input_mean) / self.input_std
+        x = self.stem(x, mid=ch["stem_mid"], out=ch["stem_out"], residual=arch.stem_residual)
+        x = F.max_pooling(x, (3, 3), (2, 2), pad=(1, 1))
+        for s in range(N_STAGES):
+            for pos in range(arch.stage_depth(s)):
+                x = self.stages[s][pos](x, mid=ch["mid"][STAGE_FIRST_SLOT[s] + pos], out=ch["stage_out"][s])
+        return x
+
+    def call(self, x):
+        """(heatmap logits, wh, reg), each at 1/4 of the input size."""
+        if len(x.shape) == 4 and (x.shape[2] % 32 or x.shape[3] % 32):
+            raise ValueError(f"input height and width must be multiples of 32, got {tuple(x.shape[2:])}")
+        f = self.call_backbone(x)
+        for layer in self.neck:
+            f = layer(f)
+        return self.hm(f), self.wh(f), self.reg(f)
+
+    # --- NNablaNAS Model interface -----------------------------------------------------------
+    def loss(self, outputs, targets, loss_weights=None, *args):
+        """Weighted CenterNet loss (see ``detection.loss``); ``loss_weights`` = (heatmap, size, offset)."""
+        return centernet_losses(outputs, targets, loss_weights)["loss"]
+
+    def metrics(self, outputs, targets):
+        """{'loss', 'hm_loss', 'wh_loss', 'off_loss'} with the default weights (1, 0.1, 1)."""
+        return dict(centernet_losses(outputs, targets))
+
+    def get_net_parameters(self, grad_only=False):
+        return self.get_parameters(grad_only=grad_only)
+
+    def get_arch_parameters(self, grad_only=False):
+        return OrderedDict()
+
+    def flops(self, input_size: int, part: str = "detector") -> float:
+        """Analytic MFLOPs (multiply-accumulates / 1e6) of the current arch, one image of input_size^2."""
+        return mflops(self.arch, self.config, input_size, part)
+
+    def recalibrate_bn(self, batches) -> int:
+        """Reset the running statistics of the current arch's BatchNorms to the exact mean and
+        (biased) variance over all images of ``batches`` (iterable of (N, 3, H, W) raw images),
+        computed while every BatchNorm normalises with its batch statistics (as once-for-all's
+        ``set_running_statistics``). Returns the number of images used."""
+        return recalibrate_bn(self, batches)
+
+    # --- weights -----------------------------------------------------------------------------
+    def set_parameter_arrays(self, arrays, where="parameters"):
+        """Copy ``{name: array}`` into this network; every parameter must be present, same shape."""
+        for key, p in self.get_parameters().items():
+            if key not in arrays:
+                raise KeyError(f"{where}: missing parameter '{key}'")
+            a = np.asarray(arrays[key])
+            if a.shape != tuple(p.shape):
+                raise ValueError(f"{where}: parameter '{key}' has shape {a.shape}, expected {tuple(p.shape)} "
+                                 f"(weights of a network with other settings?)")
+            p.d = a
+
+    def load_parameters(self, path, raise_if_missing=True):
+        """Load weights saved by ``save_parameters`` (.h5); strict: every parameter, same shapes."""
+        self.set_parameter_arrays(read_parameters(path), where=str(path))
+
+    def summary(self):
+        n = sum(int(np.prod(p.shape)) for p in self.get_parameters(grad_only=True).values())
+        return f"{type(self).__name__}: arch {self.arch.to_json()}, {n / 1e6:.3f} M trainable parameters"
+
+
+def read_parameters(path) -> "OrderedDict":
+    """{name: numpy array} of a parameter file, read without touching nnabla's global scope."""
+    from hydra import utils as hydra_utils  # NNablaNAS runs under hydra, which changes the cwd
+    with nn.parameter_scope("", OrderedDict()):
+        nn.load_parameters(hydra_utils.to_absolute_path(str(path)))
+        return OrderedDict((k, v.d.copy()) for k, v in nn.get_parameters(grad_only=False).items())
