@@ -16,6 +16,7 @@ import numpy as np
 
 from nnabla_nas.runner.runner import Runner
 
+from ..evaluation.path_eval import PathEvaluator
 from ..space import Arch, SearchSpace, mflops, space_from_spec
 from .checkpoint import find_checkpoint, load_checkpoint_info, save_checkpoint, write_json_atomic
 
@@ -30,6 +31,7 @@ HPARAM_DEFAULTS = {
     "bn_calib_batches": 2,
     "valid_batches": 0,          # 0 = the whole validation split
     "loss_weights": None,
+    "final_eval": True,          # AP of the valid_archs paths on the test split at the end
 }
 
 
@@ -90,6 +92,8 @@ class DetOFASupernetTrainer(Runner):
         params = self.model.get_net_parameters(grad_only=True)
         self.optimizer["train"].set_parameters(params)
         self._grads = [p.grad for p in params.values()]
+        self.evaluator = PathEvaluator(self.model, self.dataloader["train"], self.dataloader["valid"],
+                                       calib_batches=int(self.hparams["bn_calib_batches"]), comm=self.comm)
         ckpt = find_checkpoint(self.out)
         if ckpt:
             self._resume(ckpt)
@@ -165,28 +169,12 @@ class DetOFASupernetTrainer(Runner):
         opt.update()
 
     def valid_on_batch(self):
-        p = self.placeholder["valid"]
-        self._load_data(p, self.dataloader["valid"].next())
-        p["loss"].forward(clear_buffer=True)
-        return float(p["loss"].d) * self.accum_valid
+        """Unused: validation is per path, see ``PathEvaluator``."""
+        raise RuntimeError("DetOFASupernetTrainer validates paths through PathEvaluator")
 
     def path_valid_loss(self, arch) -> float:
         """Validation loss of one path, BatchNorm re-calibrated on training batches first."""
-        self.model.set_arch(arch)
-        n_cal = int(self.hparams["bn_calib_batches"])
-        if n_cal > 0:
-            self.model.recalibrate_bn(self.dataloader["train"].next()["inputs"][0] for _ in range(n_cal))
-        self.update_graph("valid")
-        n = self.one_epoch_valid * self.accum_valid
-        if int(self.hparams["valid_batches"]) > 0:
-            n = min(n, int(self.hparams["valid_batches"]))
-        losses = [self.valid_on_batch() for _ in range(max(n, 1))]
-        loss = np.array([np.mean(losses)], dtype=np.float32)
-        if self.comm.n_procs > 1:
-            arr = nn.NdArray.from_numpy_array(loss)
-            self.comm.all_reduce([arr], division=True, inplace=False)
-            loss = arr.data
-        return float(loss[0])
+        return self.evaluator.validation_loss(arch, n_batches=int(self.hparams["valid_batches"]))
 
     def callback_on_epoch_end(self, seconds=0.0):
         valid = {name: self.path_valid_loss(a) for name, a in self.valid_archs().items()}
@@ -203,7 +191,25 @@ class DetOFASupernetTrainer(Runner):
         self.cur_epoch += 1
         self.save(self.cur_epoch, 0)
 
+    def final_evaluation(self):
+        """AP of the reference paths on the test split (``test`` loader), BN re-calibrated."""
+        if not self.hparams["final_eval"]:
+            return {}
+        test = PathEvaluator(self.model, self.dataloader["train"], self.dataloader["test"],
+                             calib_batches=int(self.hparams["bn_calib_batches"]), comm=self.comm)
+        size = self.hparams["input_shapes"][0][-1]
+        out = {}
+        for name, arch in self.valid_archs().items():
+            metrics = test.evaluate(arch)
+            out[name] = {"arch": arch.to_dict(), "mflops": mflops(arch, self.model.config, size), **metrics}
+            if self.comm.rank == 0:
+                main = {k: v for k, v in metrics.items() if k in ("mAP", "AP", "AP50")}
+                self.monitor.info(f"test {name} path ({out[name]['mflops']:.1f} MFLOPs): "
+                                  + ", ".join(f"{k} {100 * v:.2f}" for k, v in main.items()) + "\n")
+        return out
+
     def callback_on_finish(self):
+        final = self.final_evaluation()
         if self.comm.rank == 0:
             tmp = os.path.join(self.out, f"supernet.h5.tmp{os.getpid()}.h5")
             nn.save_parameters(tmp, self.model.get_parameters())
@@ -214,7 +220,7 @@ class DetOFASupernetTrainer(Runner):
                        "space_size": space.size(), "input_size": size, "network": cfg.to_dict(),
                        "flops_range_mflops": [mflops(space.extreme(False), cfg, size),
                                               mflops(space.extreme(True), cfg, size)],
-                       "history": self.history}
+                       "test": final, "history": self.history}
             write_json_atomic(os.path.join(self.out, "summary.json"), summary, indent=1)
             self._plot()
         self.monitor.close()
