@@ -103,6 +103,20 @@ def test_color_jitter_components():
     assert len(outs) > 1 and min(outs) >= 0
 
 
+def test_transform_colour_path_equals_the_reference_jitter():
+    rng0 = np.random.default_rng(1)
+    img = rng0.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    cfg = AugmentConfig(scale_range=(1.0, 1.0), shift=0.0, flip=0.0)
+    for seed in range(5):
+        out = Transform(32, cfg)(img, np.zeros((0, 4)), np.random.default_rng(seed)).image
+        r = np.random.default_rng(seed)
+        r.uniform(1.0, 1.0)                                   # the affine's draws (identity here)
+        r.uniform(0, 0, size=2)
+        ref = color_jitter(img[:, :, ::-1].astype(np.float32) / 255, r, cfg) * 255
+        np.testing.assert_allclose(out, ref.transpose(2, 0, 1), atol=1.0)      # cv2 rounds (fixed point)
+        assert not np.allclose(out, img[:, :, ::-1].transpose(2, 0, 1))
+
+
 def test_augment_config_parsing():
     assert AugmentConfig.from_value(True) == AugmentConfig()
     assert AugmentConfig.from_value(False) is None

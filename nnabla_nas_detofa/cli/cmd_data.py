@@ -23,7 +23,8 @@ def run_check_data(args):
     from ..data.check import check_dataset
     from ..data.records import DataError
     try:
-        report = check_dataset(args.dataset, args.split, decode_images=not args.no_decode, workers=args.workers)
+        report = check_dataset(args.dataset, args.split, decode_images=not args.no_decode, workers=args.workers,
+                               classes=args.classes)
     except DataError as err:
         raise UserError(str(err)) from None
     if args.json:
@@ -53,6 +54,8 @@ def register(sub):
     p = sub.add_parser("check-data", help="list problems of a VOC/COCO data set file by file (exit 1 if any)")
     p.add_argument("dataset", help="voc:PATH (VOCdevkit-like folder) or coco:PATH")
     p.add_argument("--split", default=None, help="e.g. 2007_trainval, val2017 (default: every split)")
+    p.add_argument("--classes", default=None,
+                   help="VOC class-list file (default: ROOT/classes.txt or the 20 VOC classes)")
     p.add_argument("--no-decode", action="store_true", help="do not decode images (faster; checks existence only)")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -100,17 +100,23 @@ def check_voc(root: str, split: Optional[str] = None, classes=None, decode_image
             if xml_path not in seen:
                 seen.add(xml_path)
                 entries.append((image_id, xml_path, image_dir))
-    good = []
-    for image_id, xml_path, image_dir in entries:
+
+    def one(entry):
+        image_id, xml_path, image_dir = entry
         rec, problems = voc_mod.parse_voc_xml(xml_path, image_id, image_dir, index)
-        report.problems.extend(problems)
-        if rec is None:
-            report.images += 1
-            continue
-        report.add_record(rec)
-        good.append(rec)
-    if decode_images:
-        _decode_all(good, report, workers)
+        if rec is not None and decode_images:
+            p = _decode_check(rec)
+            if p is not None:
+                problems.append(p)
+        return rec, problems
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for rec, problems in pool.map(one, entries):     # in split order: problems grouped per image
+            report.problems.extend(problems)
+            if rec is None:
+                report.images += 1
+            else:
+                report.add_record(rec)
     return report
 
 
@@ -139,8 +145,8 @@ def check_coco(root: str, split: Optional[str] = None, decode_images: bool = Tru
     return report
 
 
-def check_dataset(spec: str, split: Optional[str] = None, decode_images: bool = True, workers: int = 4
-                  ) -> CheckReport:
+def check_dataset(spec: str, split: Optional[str] = None, decode_images: bool = True, workers: int = 4,
+                  classes=None) -> CheckReport:
     """``check_dataset("voc:PATH")`` / ``("coco:PATH", "val2017")``; raises ``DataError`` only when
     nothing can be checked (no such folder or split)."""
     from .dataset import parse_spec
@@ -148,5 +154,7 @@ def check_dataset(spec: str, split: Optional[str] = None, decode_images: bool = 
     if not os.path.isdir(root):
         raise DataError(f"{root}: no such directory")
     if fmt == "voc":
-        return check_voc(root, split, decode_images=decode_images, workers=workers)
+        return check_voc(root, split, classes, decode_images=decode_images, workers=workers)
+    if classes is not None:
+        raise DataError("classes: a COCO data set takes its classes from the annotation file's 'categories'")
     return check_coco(root, split, decode_images=decode_images, workers=workers)

@@ -33,7 +33,10 @@ from .records import DataError
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "ring")
 TAG = "synth"
-MAX_IOU = 0.25
+MAX_IOU = 0.25                 # overlap allowed between two objects' boxes
+SIZE_RANGE = (0.12, 0.45)      # object box side / shorter image side
+NOISE_AMPLITUDE = 28.0         # low-frequency background colour noise (0..255 units)
+PATTERN_AMPLITUDE = (8.0, 18.0)
 SUB = 16          # sub-pixel precision of polygon drawing (shift=4)
 
 
@@ -41,7 +44,7 @@ def _background(rng, w, h):
     base = rng.uniform(50, 205, size=3)
     gh, gw = int(rng.integers(2, 7)), int(rng.integers(2, 7))
     low = cv2.resize(rng.normal(0, 1, (gh, gw, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-    img = base[None, None, :] + 28 * low
+    img = base[None, None, :] + NOISE_AMPLITUDE * low
     pattern = int(rng.integers(0, 3))
     if pattern:
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -51,7 +54,7 @@ def _background(rng, w, h):
             wave = np.sin((xx * math.cos(t) + yy * math.sin(t)) * (2 * math.pi / period))
         else:              # checks
             wave = np.sign(np.sin(xx * (2 * math.pi / period)) * np.sin(yy * (2 * math.pi / period)))
-        img += (rng.uniform(8, 18) * wave)[..., None] * rng.uniform(0.5, 1.0, size=3)
+        img += (rng.uniform(*PATTERN_AMPLITUDE) * wave)[..., None] * rng.uniform(0.5, 1.0, size=3)
     img += rng.normal(0, 5, (h, w, 3))
     return img
 
@@ -135,7 +138,7 @@ def render(seed: int, index: int, image_size: int, max_objects: int = 4, aspect_
     for _ in range(n):
         for _attempt in range(20):
             cls = int(rng.integers(len(SHAPE_CLASSES)))
-            size = rng.uniform(0.12, 0.45) * min(w, h)
+            size = rng.uniform(*SIZE_RANGE) * min(w, h)
             size = max(size, 10.0)
             margin = size / 2 * (0.3 if rng.random() < 0.15 else -1.0)   # some shapes cross the border
             cx = rng.uniform(-margin, w + margin) if margin > 0 else rng.uniform(size / 2, w - size / 2)

@@ -12,7 +12,8 @@ sides before warping; boxes and pixels therefore move together exactly.
   + ``U(-shift, shift) * (w, h)`` (0.25), horizontal flip with probability 0.5 (folded into the
   affine), then in random order brightness / contrast / saturation jitter (factors
   ``1 + U(-0.4, 0.4)``), then AlexNet-style PCA lighting with CenterNet's ImageNet eigen values and
-  vectors (``alpha ~ N(0, 0.1)``, RGB order), values clipped to 0..255.
+  vectors (``alpha ~ N(0, 0.1)``, RGB order), all composed into one affine colour map applied
+  with ``cv2.transform`` (rounded and clipped to 0..255; see ``color_matrix``).
 * Evaluation (or ``augment`` off): letterbox: ``center = (w/2, h/2)``, ``scale = max(w, h)``, aspect
   kept, padding 0.
 * Boxes are mapped through ``M``, clipped to the input, and dropped when narrower or lower than
@@ -134,27 +135,43 @@ def invert_boxes(boxes: np.ndarray, inverse: np.ndarray, image_size: Optional[Tu
 
 
 # --- colour --------------------------------------------------------------------------------------
-def color_jitter(img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
-    """In place on an HWC RGB float32 image in 0..1; returns it clipped to 0..1."""
-    gray = None
+def color_matrix(mean_rgb: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> Tuple[np.ndarray, np.ndarray]:
+    """The random colour jitter as one per-pixel affine map ``rgb -> A @ rgb + b`` (values in 0..1).
+
+    Brightness (``x * f``), contrast (``x * a + (1 - a) * mean grey of the image``) and saturation
+    (``x * a + (1 - a) * grey(x)``), in random order, then PCA lighting (``+ EIG_VEC @ (alpha *
+    EIG_VAL)``) are all affine in the pixel value; the contrast mean is that of the image as
+    transformed so far, an affine function of ``mean_rgb`` (the mean RGB of the image, 0..1).
+    Composing them gives exactly the sequential result, before the final clipping.
+    """
+    a = np.eye(3)
+    b = np.zeros(3)
+    mean_rgb = np.asarray(mean_rgb, np.float64)
+    gray = GRAY.astype(np.float64)
     for op in rng.permutation(3):
         if op == 0 and cfg.brightness > 0:
-            img *= np.float32(1 + rng.uniform(-cfg.brightness, cfg.brightness))
+            f = 1 + rng.uniform(-cfg.brightness, cfg.brightness)
+            a, b = a * f, b * f
         elif op == 1 and cfg.contrast > 0:
-            alpha = np.float32(1 + rng.uniform(-cfg.contrast, cfg.contrast))
-            mean = np.float32((img @ GRAY).mean())
-            img *= alpha
-            img += (1 - alpha) * mean
+            alpha = 1 + rng.uniform(-cfg.contrast, cfg.contrast)
+            m = gray @ (a @ mean_rgb + b)
+            a, b = a * alpha, b * alpha + (1 - alpha) * m
         elif op == 2 and cfg.saturation > 0:
-            alpha = np.float32(1 + rng.uniform(-cfg.saturation, cfg.saturation))
-            gray = img @ GRAY
-            img *= alpha
-            img += ((1 - alpha) * gray)[..., None]
+            alpha = 1 + rng.uniform(-cfg.saturation, cfg.saturation)
+            s = alpha * np.eye(3) + (1 - alpha) * np.outer(np.ones(3), gray)
+            a, b = s @ a, s @ b
     if cfg.lighting > 0:
-        alpha = rng.normal(0, cfg.lighting, size=3).astype(np.float32)
-        img += EIG_VEC @ (alpha * EIG_VAL)
-    np.clip(img, 0, 1, out=img)
-    return img
+        alpha = rng.normal(0, cfg.lighting, size=3)
+        b = b + EIG_VEC.astype(np.float64) @ (alpha * EIG_VAL.astype(np.float64))
+    return a, b
+
+
+def color_jitter(img: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """Colour jitter of an HWC RGB float image in 0..1 (reference form of what ``Transform`` does
+    with one ``cv2.transform`` on uint8); returns a new array clipped to 0..1."""
+    a, b = color_matrix(img.reshape(-1, 3).mean(0), rng, cfg)
+    out = img.astype(np.float64) @ a.T + b
+    return np.clip(out, 0, 1).astype(np.float32)
 
 
 class Transformed(NamedTuple):
@@ -199,14 +216,15 @@ class Transform:
         s = self.size
         warped = cv2.warpAffine(image, cv2_matrix(m), (s, s), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-        rgb = warped[:, :, ::-1]
         if self.augment is not None and rng is not None:
-            img = rgb.astype(np.float32) * np.float32(1 / 255.0)
-            color_jitter(img, rng, self.augment)
-            img *= np.float32(255.0)
+            mean_bgr = np.array(cv2.mean(warped)[:3]) / 255.0
+            a, b = color_matrix(mean_bgr[::-1], rng, self.augment)
+            # BGR in, RGB out, 0..255; cv2 rounds and saturates to 0..255 (the clipping)
+            mat = np.concatenate([a[:, ::-1], 255.0 * b[:, None]], 1)
+            rgb = cv2.transform(warped, mat)
         else:
-            img = rgb.astype(np.float32)
-        chw = np.ascontiguousarray(img.transpose(2, 0, 1))
+            rgb = warped[:, :, ::-1]
+        chw = rgb.transpose(2, 0, 1).astype(np.float32)
         tb = transform_boxes(boxes, m)
         np.clip(tb, 0, s, out=tb)
         ms = max(self.min_box_size, 0.0)

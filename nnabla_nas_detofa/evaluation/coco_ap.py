@@ -3,10 +3,10 @@
 Results use the standard format: ``[{"image_id": int, "category_id": original COCO id,
 "bbox": [x, y, w, h], "score": float}]``. Reported (percent, like the papers' tables): ``AP``
 (IoU .50:.05:.95), ``AP50``, ``AP75``, ``APs``/``APm``/``APl`` (area < 32^2, 32^2-96^2, > 96^2),
-``AR100``, and ``per_class`` AP by class name, plus pycocotools' 12-line ``summary``. A value pycocotools cannot define (no ground truth in that
-area range or class) is ``None``. No results at all gives AP 0 (not pycocotools' crash on an
-empty list). ``img_ids`` restricts the evaluation to a subset (``params.imgIds``).
-pycocotools' console output is captured, not printed.
+``AR100``, and ``per_class`` AP by class name, plus pycocotools' 12-line ``summary``. A value
+pycocotools cannot define (no ground truth in that area range or class) is ``None``. No results
+at all gives AP 0 (not pycocotools' crash on an empty list). ``img_ids`` restricts the evaluation
+to a subset (``params.imgIds``). pycocotools' console output is captured, not printed.
 """
 import contextlib
 import copy

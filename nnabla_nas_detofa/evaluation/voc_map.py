@@ -15,7 +15,7 @@
   conversion (``x1 = xmin - 1``, ``x2 = xmax``) this equals the devkit's ``+1`` formula on GT.
 * Values are reported in percent (like the papers' tables).
 """
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Sequence
 
 import numpy as np
 
