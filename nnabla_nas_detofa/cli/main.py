@@ -58,7 +58,8 @@ def user_errors():
     from ..space import ArchError, ConfigError, SpaceError
     types = [UserError, ExperimentError, ContextError, ArchError, ConfigError, SpaceError]
     from ..data.records import DataError
-    types.append(DataError)
+    from ..path_filter import PathFilterError, PathSetError
+    types += [DataError, PathFilterError, PathSetError]
     return tuple(types)
 
 

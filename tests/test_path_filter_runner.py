@@ -1,0 +1,54 @@
+"""DetOFAPathFilterRunner end to end on a tiny supernet: outputs, and labels resumed after a kill."""
+import json
+import os
+
+from nnabla_nas_detofa.path_filter import PathFilter, PathSet
+from nnabla_nas_detofa.runners.launch import run_experiment
+
+
+def experiment(root, out, **hp):
+    h = {"epoch": 1, "batch_size_train": 4, "batch_size_valid": 4, "mini_batch_train": 4, "mini_batch_valid": 4,
+         "paths_per_bucket": 4, "n_buckets": 3, "bn_calib_batches": 1, "valid_batches": 1, "seed": 0,
+         "filter": {"epochs": 3, "batch_size": 4}}
+    h.update(hp)
+    return {
+        "args": {"algorithm": "DetOFAPathFilterRunner", "context": "cpu", "output_path": out},
+        "dataloader": {"detofa_voc": {"root": root, "train_split": "synth_train", "test_split": "synth_val",
+                                      "input_size": 64, "num_classes": 5, "max_objs": 16, "num_workers": 0}},
+        "network": {"detofa_resnet50": {"num_classes": 5, "width_mult": 0.0625, "divisor": 1}},
+        "hparams": h,
+    }
+
+
+def test_runner_writes_pathset_filter_and_report(tiny_voc, tmp_path):
+    out = str(tmp_path / "pf")
+    run_experiment(experiment(tiny_voc, out))
+    ps = PathSet.read(os.path.join(out, "paths.jsonl"))
+    assert len(ps) == 12
+    buckets = [r.extra["bucket"] for r in ps]
+    assert sorted(set(buckets)) == [0, 1, 2] and all(buckets.count(b) == 4 for b in range(3))
+    assert all(v > 0 for v in ps.val_loss)
+    flt = PathFilter.load(os.path.join(out, "path_filter.h5"))
+    scores = flt.score(ps.archs, flops=ps.flops)
+    assert scores.shape == (12,) and ((scores > 0) & (scores < 1)).all()
+    report = json.load(open(os.path.join(out, "quality.json")))
+    assert report["paths"] == 12 and "quality_on_validation_split" in report
+    assert not os.path.exists(os.path.join(out, "paths.partial.jsonl"))
+
+
+def test_labelling_resumes_from_partial_file(tiny_voc, tmp_path):
+    out = str(tmp_path / "pf")
+    conf = experiment(tiny_voc, out)
+    run_experiment(conf)
+    first = PathSet.read(os.path.join(out, "paths.jsonl"))
+    # a killed run left 4 measured paths (marked with an impossible loss) and half a line
+    os.remove(os.path.join(out, "paths.jsonl"))
+    lines = [json.dumps({**r.to_obj(), "val_loss": 123.0 + i, "bucket": r.extra["bucket"]})
+             for i, r in enumerate(first.records[:4])]
+    with open(os.path.join(out, "paths.partial.jsonl"), "w") as f:
+        f.write("\n".join(lines) + "\n" + '{"arch": {"d": [0')
+    run_experiment(conf)
+    again = PathSet.read(os.path.join(out, "paths.jsonl"))
+    assert list(again.val_loss[:4]) == [123.0, 124.0, 125.0, 126.0]     # reused, not measured again
+    assert all(v < 100 for v in again.val_loss[4:])                     # the rest measured
+    assert [a.key() for a in again.archs] == [a.key() for a in first.archs]
