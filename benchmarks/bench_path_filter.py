@@ -17,8 +17,6 @@ import random
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nnabla_nas_detofa.path_filter import (PathFilter, PathFilterConfig, SyntheticTask, evaluate,  # noqa: E402
@@ -58,7 +56,8 @@ def throughput(n: int, seed: int = 0) -> dict:
     return out
 
 
-def transfer(m_source: int, pre_epochs: int, ft_epochs: int, m_test: int, seed: int = 0) -> dict:
+def transfer(m_source: int, pre_epochs: int, ft_epochs: int, m_test: int, seed: int = 0,
+             with_ablations: bool = False) -> dict:
     source_task = SyntheticTask(seed)
     target_task = source_task.perturbed(seed + 100, amount=0.3)
     ofa, comp = get_space("ofa"), get_space("compofa")
@@ -74,7 +73,17 @@ def transfer(m_source: int, pre_epochs: int, ft_epochs: int, m_test: int, seed: 
     buckets = ft.buckets
     q_ft = evaluate(ft.filter, test, buckets=buckets)
     q_scratch = evaluate(scratch.filter, test, buckets=buckets)
-    return {"source_paths": len(source), "target_paths": len(target), "test_paths": len(test),
+    ablations = {}
+    if with_ablations:
+        # each switch off, trained from scratch on the same 500 target paths (the full model's
+        # scratch numbers above are the reference)
+        for name, kw in (("no-flops-bounded", {"flops_bounded": False}), ("no-budget", {"budget": False}),
+                         ("no-block-pe", {"block_pe": False})):
+            r = train_path_filter(target, space=comp, supernet=CFG, input_size=SIZE, epochs=ft_epochs, seed=seed,
+                                  **kw)
+            ablations[name] = evaluate(r.filter, test, buckets=buckets)
+    return {"ablations_scratch": ablations, "source_paths": len(source), "target_paths": len(target),
+            "test_paths": len(test),
             "sampling_seconds": sampling_s,
             "pretrain_seconds": pre.seconds, "pretrain_epochs": pre_epochs,
             "finetune_seconds": ft.seconds, "finetune_epochs": ft_epochs,
@@ -84,7 +93,7 @@ def transfer(m_source: int, pre_epochs: int, ft_epochs: int, m_test: int, seed: 
 
 def _line(name, q):
     w = q["weak"]["0.25"]
-    return (f"  {name:22s} tau(all) {q['kendall_tau']:+.3f}  tau(within buckets) {q['kendall_tau_within']:+.3f}  "
+    return (f"  {name:27s} tau(all) {q['kendall_tau']:+.3f}  tau(within buckets) {q['kendall_tau_within']:+.3f}  "
             f"weakest-25%: acc {w['accuracy']:.3f} prec {w['precision']:.3f} rec {w['recall']:.3f} "
             f"(paper-style recall {w['detected_fraction']:.3f})")
 
@@ -94,6 +103,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smaller sets and fewer epochs (a smoke run)")
     ap.add_argument("--json", help="also write the numbers to this file")
     ap.add_argument("--throughput-only", action="store_true", help="measure scoring only")
+    ap.add_argument("--ablations", action="store_true",
+                    help="also train each Table 2 ablation from scratch on the target paths")
     a = ap.parse_args(argv)
     res = {"throughput": throughput(2000 if a.quick else 20000), "load_average": os.getloadavg()}
     tp = res["throughput"]
@@ -104,9 +115,10 @@ def main(argv=None):
     if a.throughput_only:
         return res
     if a.quick:
-        res["transfer"] = transfer(m_source=40, pre_epochs=1, ft_epochs=2, m_test=40)
+        res["transfer"] = transfer(m_source=40, pre_epochs=1, ft_epochs=2, m_test=40, with_ablations=a.ablations)
     else:
-        res["transfer"] = transfer(m_source=400, pre_epochs=6, ft_epochs=15, m_test=200)
+        res["transfer"] = transfer(m_source=400, pre_epochs=6, ft_epochs=15, m_test=200,
+                                   with_ablations=a.ablations)
     tr = res["transfer"]
     print(f"pre-train: {tr['source_paths']} source paths, {tr['pretrain_epochs']} epochs, "
           f"{tr['pretrain_seconds']:.1f} s")
@@ -117,6 +129,8 @@ def main(argv=None):
     print(_line("fine-tuned filter", tr["quality_finetuned"]))
     print(_line("scratch (500 paths)", tr["quality_scratch"]))
     print(_line("FLOPs only", tr["quality_flops_only"]))
+    for name, q in tr["ablations_scratch"].items():
+        print(_line(f"scratch, {name}", q))
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump(json_safe(res), f, indent=1)

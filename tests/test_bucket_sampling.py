@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 
-from nnabla_nas_detofa.space import Buckets, SupernetConfig, get_space, make_space, mflops
+from nnabla_nas_detofa.space import Buckets, SupernetConfig, get_space, mflops
 from nnabla_nas_detofa.space.bucket_sampling import SamplingError, sample_per_bucket
 
 FULL = (SupernetConfig(), 384)

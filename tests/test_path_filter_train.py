@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nnabla_nas_detofa.path_filter import (PathFilter, PathFilterError, PathSet, SyntheticTask, evaluate,
+from nnabla_nas_detofa.path_filter import (PathFilter, PathFilterError, SyntheticTask, evaluate,
                                            pairwise_hinge_loss, split_indices, synthetic_pathset, train_path_filter)
 from nnabla_nas_detofa.space import SupernetConfig, get_space, mflops, space_buckets
 

@@ -129,7 +129,7 @@ def register(sub):
     t.add_argument("--init", help="weights (.h5, with its .json) to fine-tune from")
     t.add_argument("--ablation", nargs="+", action="extend", choices=ABLATIONS, default=[],
                    help="switch parts off (Table 2 ablations)")
-    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--batch-size", type=int, default=32)

@@ -36,7 +36,7 @@ import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -166,7 +166,8 @@ class PathFilterConfig:
     def to_dict(self) -> Dict:
         return {"format": FORMAT, "version": FORMAT_VERSION, "vocab": list(self.vocab),
                 "buckets": self.buckets.to_dict(), "budget": self.budget, "block_pe": self.block_pe,
-                "pe_norm": self.pe_norm, "token_dim": self.token_dim, "bucket_dim": self.bucket_dim, "n_layers": self.n_layers,
+                "pe_norm": self.pe_norm, "token_dim": self.token_dim, "bucket_dim": self.bucket_dim,
+                "n_layers": self.n_layers,
                 "n_heads": self.n_heads, "d_ff": self.d_ff, "d_fc": self.d_fc,
                 "supernet": None if self.supernet is None else self.supernet.to_dict(),
                 "input_size": self.input_size, "meta": self.meta}
@@ -403,7 +404,7 @@ class PathFilter:
             b = self.bucket_indices(f)
         return ids, b.astype(np.int32)
 
-    def score(self, archs: Sequence, flops=None, bucket=None, batch_size: int = 1024,
+    def score(self, archs: Sequence, flops=None, bucket=None, batch_size: int = 256,
               backend: str = "numpy") -> np.ndarray:
         """Scores of ``archs`` (Arch or dicts) as a float64 array, in order.
 
@@ -417,7 +418,7 @@ class PathFilter:
         ids, b = self.inputs(archs, flops, bucket)
         return self.score_ids(ids, b, batch_size, backend)
 
-    def score_ids(self, ids: np.ndarray, bucket_rows: np.ndarray, batch_size: int = 1024,
+    def score_ids(self, ids: np.ndarray, bucket_rows: np.ndarray, batch_size: int = 256,
                   backend: str = "numpy") -> np.ndarray:
         fn = self._score_numpy if backend == "numpy" else self._score_nnabla
         return fn(np.asarray(ids, np.int32), np.asarray(bucket_rows, np.int32), int(batch_size)).astype(np.float64)

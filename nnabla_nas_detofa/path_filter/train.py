@@ -84,8 +84,9 @@ def resolve_buckets(pathset: PathSet, buckets: Optional[Buckets] = None, space: 
 def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, space: Optional[SearchSpace] = None,
                       supernet: Optional[SupernetConfig] = None, input_size: Optional[int] = None,
                       init: Union[None, str, PathFilter] = None, budget: Optional[bool] = None,
-                      block_pe: Optional[bool] = None, pe_norm: Optional[str] = None, flops_bounded: bool = True, epochs: int = 30,
-                      batch_size: int = 32, lr: float = 3e-4, val_fraction: float = 0.2, seed: int = 0,
+                      block_pe: Optional[bool] = None, pe_norm: Optional[str] = None,
+                      flops_bounded: bool = True, epochs: int = 20, batch_size: int = 32, lr: float = 3e-4,
+                      val_fraction: float = 0.2, seed: int = 0,
                       max_seconds: Optional[float] = None, n_buckets: int = 5,
                       log: Optional[Callable[[str], None]] = None) -> TrainResult:
     """Train a path filter on ``pathset`` (or fine-tune ``init``, a PathFilter or a .h5 path).
@@ -93,7 +94,8 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
     ``space``: the vocabulary comes from it (the full OFA space when None; from ``init`` when
     fine-tuning) and, with ``supernet`` and ``input_size``, the buckets (see ``resolve_buckets``).
     ``budget`` / ``block_pe`` / ``pe_norm``: model switches (default on / on / 'width'; taken from
-    ``init`` when fine-tuning and must then agree). ``flops_bounded``: pairs within buckets (True) or across all (ablation).
+    ``init`` when fine-tuning and must then agree). ``flops_bounded``: pairs within buckets (True)
+    or across all buckets (the ablation).
     ``max_seconds``: stop after the epoch that passes this wall time. Returns a TrainResult whose
     filter holds the best-validation weights."""
     import nnabla as nn
@@ -116,8 +118,8 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
                 raise PathFilterError(f"{name}={want} but the initial filter was trained with {name}={have}")
         c = base.config
         config = PathFilterConfig(vocab=c.vocab, buckets=buckets, budget=c.budget, block_pe=c.block_pe,
-                                  pe_norm=c.pe_norm, token_dim=c.token_dim, bucket_dim=c.bucket_dim, n_layers=c.n_layers,
-                                  n_heads=c.n_heads, d_ff=c.d_ff, d_fc=c.d_fc,
+                                  pe_norm=c.pe_norm, token_dim=c.token_dim, bucket_dim=c.bucket_dim,
+                                  n_layers=c.n_layers, n_heads=c.n_heads, d_ff=c.d_ff, d_fc=c.d_fc,
                                   supernet=supernet or c.supernet, input_size=input_size or c.input_size)
         flt = PathFilter(config, seed=seed)
         flt.set_state(base.state(), where="initial filter")
