@@ -127,7 +127,8 @@ class DetOFAPathFilterRunner(Runner):
             pathset.write(os.path.join(self.out, "paths.jsonl"))
             result = train_path_filter(pathset, buckets=sample.buckets, space=self.space, supernet=self.model.config,
                                        input_size=self.input_size, init=hp["init"], seed=int(hp["seed"]),
-                                       n_buckets=int(hp["n_buckets"]), log=self.monitor.info, **(hp["filter"] or {}))
+                                       n_buckets=int(hp["n_buckets"]), log=lambda msg: self.monitor.info(msg + "\n"),
+                                       **(hp["filter"] or {}))
             result.filter.save(os.path.join(self.out, "path_filter.h5"))
             quality = validation_quality(result, pathset)
             report = {"paths": len(pathset), "buckets": sample.buckets.to_dict(), "label_seconds": round(t_label, 1),
