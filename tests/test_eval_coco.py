@@ -151,6 +151,8 @@ def test_evaluator_and_cli_on_a_coco_folder(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["metric"] == "coco" and out["AP"] == pytest.approx(100 * ref.stats[0]) and "summary" not in out
     assert out["AP50"] == pytest.approx(100 * ref.stats[1]) and out["split"] == "val2017"
+    assert main_tools(["evaluate", "--dataset", f"coco:{root}", "--detections", str(det_file), "--summary"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["summary"]) == 12
     det_file.write_text("[]")
     assert main_tools(["evaluate", "--dataset", f"coco:{root}", "--detections", str(det_file)]) == 0
     assert json.loads(capsys.readouterr().out)["AP"] == 0.0

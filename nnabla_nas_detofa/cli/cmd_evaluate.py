@@ -33,6 +33,7 @@ def register(sub):
     p.add_argument("--metric", choices=("voc07", "voc10", "coco"), default=None,
                    help="voc07: 11-point mAP@0.5 (VOC default); voc10: all-point; coco: AP@[.5:.95] "
                         "(COCO default)")
-    p.add_argument("--classes", default=None, help="VOC class-list file (default: ROOT/classes.txt or the 20 VOC classes)")
+    p.add_argument("--classes", default=None,
+                   help="VOC class-list file (default: ROOT/classes.txt or the 20 VOC classes)")
     p.add_argument("--summary", action="store_true", help="include pycocotools' text summary (coco metric)")
     p.set_defaults(func=run_evaluate)
