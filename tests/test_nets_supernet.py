@@ -9,6 +9,7 @@ import nnabla.functions as F
 import numpy as np
 import pytest
 
+import nnabla_nas.module as Mo
 from nnabla_nas_detofa.nets import DetOFASupernet, StaticDetector, detofa_resnet50, extract
 from nnabla_nas_detofa.nets.detector import IMAGE_MEAN, IMAGE_STD
 from nnabla_nas_detofa.space import Arch, ArchError, SupernetConfig, get_space
@@ -196,6 +197,11 @@ def test_training_mode_path_matches_static_outputs_gradients_and_bn_statistics()
                   (np.random.RandomState(7).uniform(0, 1, (2, 1, 16, 16)) > 0.9).astype(np.float32)]
     targets_np[0][0, 1, 3, 4] = 1.0
     results = []
+    # graphs of another path and of this one first: the compared graph reuses their slice nodes
+    for a in (get_space("ofa").extreme(True), arch):
+        net.set_arch(a)
+        net.apply(training=True)
+        net(nn.Variable(x_np.shape))
     for model in (net, static):
         model.apply(training=True)
         x = nn.Variable(x_np.shape)
@@ -208,6 +214,9 @@ def test_training_mode_path_matches_static_outputs_gradients_and_bn_statistics()
         outs_p = [o.apply(persistent=True) for o in outs]
         loss.forward(clear_no_need_grad=True)
         loss.backward(clear_buffer=True)
+        # as the trainer: commit the sliced BatchNorms' statistics after the step (static: none)
+        n_written = model.commit_bn_statistics()
+        assert n_written > 0 if model is net else n_written == 0
         results.append(([o.d.copy() for o in outs_p], float(loss.d)))
     (sup_out, sup_loss), (st_out, st_loss) = results
     for a, b in zip(sup_out, st_out):
@@ -226,6 +235,103 @@ def test_training_mode_path_matches_static_outputs_gradients_and_bn_statistics()
             np.testing.assert_allclose(full.d[block], p.d, rtol=1e-5, atol=1e-6, err_msg=key)
     # units the path drops got neither gradients nor statistic updates
     assert np.all(sp["stages/1/3/conv1/conv/W"].g == 0)
+
+
+def _bn_statistics(net):
+    """The running statistics as stored (read without ``get_parameters``, which commits)."""
+    return {k: p.d.copy() for k, p in Mo.Module.get_parameters(net).items() if k.endswith(("/mean", "/var"))}
+
+
+def _training_graph(model, targets_np):
+    model.apply(training=True)
+    x = nn.Variable((2, 3, SIZE, SIZE))
+    loss = model.loss(model(x), [nn.Variable.from_numpy_array(t) for t in targets_np])
+    return x, loss
+
+
+def _step(x, loss, x_np):
+    x.d = x_np
+    loss.forward(clear_no_need_grad=True)
+    loss.backward(clear_buffer=True)
+
+
+def test_pending_bn_statistics_committed_when_next_graph_is_built_and_only_once():
+    net = DetOFASupernet(**CFG)
+    randomize(net, 3)
+    space = get_space("ofa")
+    arch, other = space.extreme(False), space.sample(random.Random(9))
+    net.set_arch(arch)
+    static = extract(net)
+    targets_np = [np.random.RandomState(s).uniform(0, 1, (2, c, 16, 16)).astype(np.float32)
+                  for s, c in ((10, 3), (11, 2), (12, 2), (13, 1))]
+    st_x, st_loss = _training_graph(static, targets_np)
+    raw0 = _bn_statistics(net)
+    st_shapes = {k: v.shape for k, v in _bn_statistics(static).items()}
+    sliced = {k for k, shape in st_shapes.items() if shape != raw0[k].shape}
+    assert sliced and len(sliced) < len(st_shapes)  # the neck's BatchNorms run at full width
+
+    def check_equals_static(where):
+        raw, st = _bn_statistics(net), _bn_statistics(static)
+        for key in raw0:
+            if key in st:
+                block = tuple(slice(0, n) for n in st[key].shape)
+                np.testing.assert_allclose(raw[key][block], st[key], rtol=1e-5, atol=1e-6, err_msg=f"{where}: {key}")
+                rest = raw[key].copy()
+                rest[block] = raw0[key][block]
+                assert np.array_equal(rest, raw0[key]), f"{where}: {key}"
+            else:  # units the path drops
+                assert np.array_equal(raw[key], raw0[key]), f"{where}: {key}"
+        return raw
+
+    def check_unchanged(before, where):
+        for key, v in _bn_statistics(net).items():
+            assert np.array_equal(v, before[key]), f"{where}: {key}"
+
+    # step 1, then the next graph (another path) is built: committed
+    x, loss = _training_graph(net, targets_np)
+    _step(x, loss, images(seed=30))
+    _step(st_x, st_loss, images(seed=30))
+    raw = _bn_statistics(net)
+    for key in sliced:  # pending: not written yet
+        assert np.array_equal(raw[key], raw0[key]), key
+    net.set_arch(other)  # every unit of the min path is also on this one
+    _training_graph(net, targets_np)
+    committed = check_equals_static("next graph")
+    # not applied twice: commit again, build more graphs, get_parameters
+    assert net.commit_bn_statistics() == 0
+    net.apply(training=False)
+    net(nn.Variable((1, 3, SIZE, SIZE)))
+    _training_graph(net, targets_np)
+    net.get_parameters()
+    check_unchanged(committed, "after the commit")
+    # step 2 on a new graph of the path; get_parameters commits
+    net.set_arch(arch)
+    x, loss = _training_graph(net, targets_np)
+    _step(x, loss, images(seed=31))
+    _step(st_x, st_loss, images(seed=31))
+    params = net.get_parameters()
+    committed = check_equals_static("get_parameters")
+    # step 3 forwarded on the same graph as step 2 (gradient accumulation), committed explicitly
+    _step(x, loss, images(seed=32))
+    _step(st_x, st_loss, images(seed=32))
+    assert net.commit_bn_statistics() == len(sliced) // 2
+    committed = check_equals_static("commit_bn_statistics")
+    assert net.commit_bn_statistics() == 0
+    # statistics set from outside after a commit are kept, also when the next graph is built
+    key = sorted(sliced)[0]
+    params[key].d = committed[key] + 1.0
+    net.apply(training=True)
+    net(nn.Variable((1, 3, SIZE, SIZE)))
+    assert np.array_equal(_bn_statistics(net)[key], committed[key] + 1.0)
+    # a pending update never overwrites re-calibrated statistics
+    x, loss = _training_graph(net, targets_np)
+    _step(x, loss, images(seed=33))
+    net.recalibrate_bn([images(seed=34)])
+    calibrated = _bn_statistics(net)
+    assert net.commit_bn_statistics() == 0
+    net.set_arch(other)
+    net.set_arch(arch)
+    check_unchanged(calibrated, "after re-calibration")
 
 
 def test_trainnet_loads_supernet_weights_and_static_weights_roundtrip(supernet, tmp_path):

@@ -8,13 +8,16 @@ exactly its path's width) is a plain network made of the same classes.
 We do not use NNablaNAS's ``contrib/common/ofa`` dynamic layers: its ``DynamicBatchNorm`` writes
 the running statistics of the active slice back only when the *next* graph is built (the last
 update before an evaluation or a save is lost, and nothing is written in evaluation mode), and
-``DynamicLinear`` passes its in/out sizes swapped.
+``DynamicLinear`` passes its in/out sizes swapped. :class:`ElasticBN` also lets a sliced training
+graph update copies of the statistics, but commits them when the next graph is built, when the
+network's parameters are read and whenever the trainer asks (see its docstring for the contract).
 
 Parameters are :class:`Param`: an ``nnabla_nas.module.Parameter`` (so ``Module.get_parameters``
 collects it under its module path) that is *not* registered in nnabla's global parameter scope.
 NNablaNAS's own ``Parameter`` registers itself there, which keeps every network ever built alive
 and makes ``.nnp`` export carry all of them; ours belong to their module only.
 """
+import ctypes
 import math
 
 import nnabla as nn
@@ -52,6 +55,56 @@ def leading_slice(v, n0: int, n1: int = None):
     return F.reshape(block, (n0, n1) + shape[2:])
 
 
+_CPU_CONTEXT = []
+
+
+def host_view(arr, fresh: bool = False) -> np.ndarray:
+    """``arr.data`` for a float32 NdArray: a numpy view of its CPU copy, made its current copy.
+
+    nnabla's ``.data``/``.d`` spend ~25 us of CPU per call (a failing relative import, context
+    set-up); ``data_ptr`` does the same cast in ~5 us, which matters for the few hundred accesses
+    of running statistics per training step. Like ``.data`` the view does not keep the memory
+    alive: use it at once. ``fresh``: ``arr`` has never held data (its dtype is not set yet).
+    """
+    if not fresh and arr.dtype != np.float32:
+        return arr.data
+    if not _CPU_CONTEXT:
+        from nnabla_ext.cpu import context
+        _CPU_CONTEXT.append(context())
+    ptr = arr.data_ptr(np.float32, _CPU_CONTEXT[0])
+    return np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), tuple(arr.shape))
+
+
+def sliced_param(module, name: str, shape: tuple, make):
+    """``make(p)``, the graph nodes that take the leading block ``shape`` of parameter ``name``,
+    built once and reused by every later graph of ``module`` that needs the same block.
+
+    A supernet builds a new graph every step, and slicing the parameters is most of its nodes
+    beyond the static network's (3 for a conv weight or a BatchNorm vector, ~40 us each to build):
+    reusing them makes a path's graph hardly more expensive to build than its static network's
+    once each layer has seen its widths (at most a few per layer in a search space). A graph's
+    forward runs every node above its outputs, so a reused slice is recomputed from the
+    parameter's current values, and backward sends its gradient into the parameter as a fresh
+    slice would (nnabla only visits nodes reachable from the output). Graphs of one module thus
+    share these nodes: run forward and backward of one graph before the next graph's forward,
+    as training does. Not reused when ``module`` hands out an unlinked copy of the parameter
+    (``nn.no_grad``), in ``nn.auto_forward`` mode (nodes are computed when built), in another
+    nnabla context, or after the parameter object was replaced.
+    """
+    p = getattr(module, name)
+    if p is not module.parameters.get(name) or nn.get_auto_forward():
+        return make(p)
+    ctx = nn.get_current_context()
+    cache = module.__dict__.get("_slice_cache")
+    if cache is None or cache[0] is not ctx:
+        cache = module.__dict__["_slice_cache"] = (ctx, {})
+    key = (name, tuple(shape), p.need_grad)
+    hit = cache[1].get(key)
+    if hit is None or hit[0] is not p:
+        hit = cache[1][key] = (p, make(p))
+    return hit[1]
+
+
 def _check_width(layer: str, what: str, active: int, maximum: int):
     if not 1 <= active <= maximum:
         raise ValueError(f"{layer}: {what} {active} outside 1..{maximum}")
@@ -74,10 +127,11 @@ class ElasticConv(Mo.Module):
         _check_width("ElasticConv", "input channels", cin, self.max_in)
         _check_width("ElasticConv", "output channels", cout, self.max_out)
         full = (cin, cout) == (self.max_in, self.max_out)
-        w = self.W if full else leading_slice(self.W, cout, cin)
+        w = self.W if full else sliced_param(self, "W", (cout, cin), lambda v: leading_slice(v, cout, cin))
         b = None
         if self.with_bias:
-            b = self.b if cout == self.max_out else F.slice(self.b, start=(0,), stop=(cout,))
+            b = self.b if cout == self.max_out else sliced_param(
+                self, "b", (cout,), lambda v: F.slice(v, start=(0,), stop=(cout,)))
         p = self.kernel // 2
         return F.convolution(x, w, b, pad=(p, p), stride=(self.stride, self.stride))
 
@@ -99,7 +153,7 @@ class ElasticDeconv(Mo.Module):
     def call(self, x):
         cin = x.shape[1]
         _check_width("ElasticDeconv", "input channels", cin, self.max_in)
-        w = self.W if cin == self.max_in else leading_slice(self.W, cin)
+        w = self.W if cin == self.max_in else sliced_param(self, "W", (cin,), lambda v: leading_slice(v, cin))
         return F.deconvolution(x, w, None, pad=(self.PAD, self.PAD), stride=(self.STRIDE, self.STRIDE))
 
     def extra_repr(self):
@@ -113,6 +167,32 @@ class ElasticBN(Mo.Module):
     statistics of the slice updated as nnabla's BatchNormalization updates them, the rest
     untouched) and calibration (batch statistics; the batch mean/variance of every forward are
     handed to :class:`BNStatistics`, see ``bn_calibration``).
+
+    Running statistics in training mode, contract:
+
+    * At full width the graph's BatchNormalization updates ``mean``/``var`` in place on every
+      forward, as nnabla's own layer does.
+    * With a slice (C < ``max_features``) the graph gets fresh leaf variables holding a copy of
+      ``mean[:C]``/``var[:C]`` taken when the graph is built; nnabla updates those leaves in place
+      on every forward (a graph forwarded k times, gradient accumulation, applies k updates) and
+      the update is *pending* until :meth:`commit_statistics` copies the leaves into the leading
+      C features of ``mean``/``var``. This costs no graph node; computing the update in the graph
+      cost about 30 nodes per BatchNorm, half the training step of a small path.
+    * A commit writes the leaves' current values, and only when they changed since the last
+      write: committing again writes nothing, and values set from outside after a commit
+      (``recalibrate_bn``, loading weights, ``p.d = ...``) stay unless the graph is forwarded in
+      training mode again.
+    * Commits happen automatically when this layer builds its next graph (any mode, so a graph
+      always starts from every update made so far; ``recalibrate_bn`` builds one before it
+      writes) and, for a :class:`~nnabla_nas_detofa.nets.detector.DetectorNet`, in
+      ``get_parameters`` (saving, ``extract``, loading and anything else that goes through it see
+      committed values); the supernet trainer commits after every training forward/backward.
+      Code that reads or writes ``mean.d``/``var.d`` directly after a training forward of a
+      sliced graph commits first (``DetectorNet.commit_bn_statistics`` or
+      :meth:`commit_statistics`).
+    * Only the latest training graph of a layer is tracked: building a new training graph
+      commits the previous one and forgets it, so an older graph forwarded again after that
+      updates nothing (the trainer builds one graph per step and forwards only that one).
     """
 
     def __init__(self, max_features: int, decay_rate: float = 0.9, eps: float = 1e-5):
@@ -124,16 +204,23 @@ class ElasticBN(Mo.Module):
         self.mean = Param(shape, need_grad=False, initializer=ConstantInitializer(0.0))
         self.var = Param(shape, need_grad=False, initializer=ConstantInitializer(1.0))
         self.calibration = None  # a BNStatistics while recalibrating
+        # Training graph with a slice: (C, (mean leaf, var leaf), (values last written back)).
+        self._tracked = None
 
-    def _slice(self, p, c):
-        # Direct 4-D Slice: for at most a few thousand values it is cheaper than the extra graph
-        # nodes of leading_slice (each nnabla call costs ~30 us when the graph is built).
-        return p if c == self.max_features else F.slice(p, start=(0, 0, 0, 0), stop=(1, c, 1, 1))
+    def _slice(self, name, c):
+        # Through a 1-D view: nnabla's CPU Slice of the (1, C, 1, 1) vector itself recurses into the
+        # unit axes for every value (~100 us forward + backward for C = 512, 8 us through the view);
+        # the three nodes cost nothing to build once sliced_param holds them.
+        if c == self.max_features:
+            return getattr(self, name)
+        return sliced_param(self, name, (c,), lambda v: F.reshape(
+            F.slice(F.reshape(v, (self.max_features,)), start=(0,), stop=(c,)), (1, c, 1, 1)))
 
     def call(self, x):
         c = x.shape[1]
         _check_width("ElasticBN", "features", c, self.max_features)
-        beta, gamma = self._slice(self.beta, c), self._slice(self.gamma, c)
+        self.commit_statistics()  # the graph built now starts from every update made so far
+        beta, gamma = self._slice("beta", c), self._slice("gamma", c)
         if self.calibration is not None:
             # mean/var None: nnabla updates throw-away running statistics, ours stay as they are.
             y, bmean, bvar = F.batch_normalization(x, beta, gamma, None, None, decay_rate=self.decay_rate,
@@ -141,43 +228,50 @@ class ElasticBN(Mo.Module):
             self.calibration.bind(bmean, bvar, x.size // c)
             return y
         if not self.training:
-            return F.batch_normalization(x, beta, gamma, self._slice(self.mean, c), self._slice(self.var, c),
+            return F.batch_normalization(x, beta, gamma, self._slice("mean", c), self._slice("var", c),
                                          decay_rate=self.decay_rate, eps=self.eps, batch_stat=False)
         if c == self.max_features:
             # nnabla updates the running statistics in place, exactly what we want here.
+            self._tracked = None
             return F.batch_normalization(x, beta, gamma, self.mean, self.var,
                                          decay_rate=self.decay_rate, eps=self.eps, batch_stat=True)
-        written = self._update_slice_statistics(x, c)
-        # Only ties the writes into the graph: the leading c values are beta's, gradient included.
-        beta = self._slice(F.concatenate(beta, *written, axis=1), c)
-        return F.batch_normalization(x, beta, gamma, None, None,
+        # A slice mean[:, :c] would be a computed copy (nnabla refuses it as a running statistic):
+        # leaves holding the slice's values take the in-place updates, commit_statistics copies back.
+        leaves, written = [], []
+        for p in (self.mean, self.var):
+            values = np.array(host_view(p.data)[0, :c, 0, 0], dtype=np.float32)
+            leaf = nn.Variable((1, c, 1, 1), need_grad=False)
+            host_view(leaf.data, fresh=True)[0, :, 0, 0] = values
+            leaves.append(leaf)
+            written.append(values.tobytes())
+        self._tracked = (c, leaves, written)
+        return F.batch_normalization(x, beta, gamma, *leaves,
                                      decay_rate=self.decay_rate, eps=self.eps, batch_stat=True)
 
-    def _update_slice_statistics(self, x, c):
-        """Graph that writes the updated running statistics of features [:c] into the full ones.
+    def commit_statistics(self) -> bool:
+        """Write pending running-statistic updates of the tracked training graph into ``mean``/``var``
+        (features [:C]); True when something was written. See the class docstring."""
+        if self._tracked is None:
+            return False
+        c, leaves, written = self._tracked
+        wrote = False
+        for i, (full, leaf) in enumerate(zip((self.mean, self.var), leaves)):
+            now = host_view(leaf.data).reshape(-1).astype(np.float32)  # a copy
+            raw = now.tobytes()
+            if raw == written[i]:
+                continue  # not forwarded since the last write
+            host_view(full.data)[0, :c, 0, 0] = now
+            written[i] = raw
+            wrote = True
+        return wrote
 
-        nnabla updates the mean/var *inputs* of a training-mode BatchNormalization in place; a
-        slice ``mean[:, :c]`` is a copy, so its update would be lost (and nnabla refuses a
-        computed mean/var there). Instead the update is computed in the graph and written with
-        ``F.assign``; the caller makes the normalisation depend on the assigned variables, so
-        every forward of the graph performs the write, once.
-        """
-        # Share x's buffer without copying; need_grad=False keeps the statistics out of backprop.
-        xs = F.reshape(x, x.shape, inplace=True)
-        xs.need_grad = False
-        axes = (0, 2, 3)
-        n = x.size // c
-        bmean = F.mean(xs, axis=axes, keepdims=True)
-        bvar = F.mean(F.pow_scalar(xs - bmean, 2.0), axis=axes, keepdims=True)
-        # nnabla's running variance uses the unbiased batch variance.
-        bvar = bvar * (n / max(n - 1, 1))
-        d = self.decay_rate
-        stats = []
-        for full, batch in ((self.mean, bmean), (self.var, bvar)):
-            rest = F.slice(full, start=(0, c, 0, 0), stop=(1, self.max_features, 1, 1))
-            new = F.concatenate(self._slice(full, c) * d + batch * (1.0 - d), rest, axis=1)
-            stats.append(F.assign(full, new))
-        return stats
+    @property
+    def has_pending_statistics(self) -> bool:
+        """Whether the tracked training graph was forwarded since its last commit."""
+        if self._tracked is None:
+            return False
+        _, leaves, written = self._tracked
+        return any(host_view(v.data).reshape(-1).astype(np.float32).tobytes() != w for v, w in zip(leaves, written))
 
     def extra_repr(self):
         return f"max_features={self.max_features}, decay_rate={self.decay_rate}, eps={self.eps}"

@@ -116,6 +116,7 @@ class DetOFASupernetTrainer(Runner):
     def save(self, epoch: int, step_in_epoch: int):
         if self.comm.rank != 0:
             return
+        self.model.commit_bn_statistics()
         opt = self.optimizer["train"]
         info = {"epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": self.global_step,
                 "optimizer_iter": opt._iter, "history": self.history}
@@ -157,6 +158,7 @@ class DetOFASupernetTrainer(Runner):
             self._load_data(p, self.dataloader["train"].next())
             p["loss"].forward(clear_no_need_grad=True)
             p["loss"].backward(clear_buffer=True)
+            self.model.commit_bn_statistics()  # running statistics of sliced BatchNorms (ElasticBN)
             self.monitor.update("loss/train", float(p["loss"].d) * self.accum_train, self.mbs_train)
             for k, m in p["metrics"].items():
                 if k != "loss":
