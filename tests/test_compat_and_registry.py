@@ -58,10 +58,10 @@ def test_fast_absent_imports_keep_outcome_and_skip_the_file_system():
     import nnabla.functions as F
     import numpy as np
 
-    from nnabla_nas_detofa.compat.nnabla_imports import NAMES, _AbsentModules
-    finder = [f for f in sys.meta_path if isinstance(f, _AbsentModules)]
-    assert len(finder) == 1 and set(finder[0].names) <= set(NAMES)
-    for name in finder[0].names:
+    from nnabla_nas_detofa.compat.nnabla_imports import NAMES
+    absent = [n for n in NAMES if n in sys.modules and sys.modules[n] is None]
+    assert "nnabla.gc" in absent and "nnabla.nnabla" in absent
+    for name in absent:
         try:
             importlib.import_module(name)
         except ModuleNotFoundError:

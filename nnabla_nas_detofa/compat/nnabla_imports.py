@@ -1,25 +1,16 @@
 """Fast failure for imports that nnabla 1.39 attempts, and fails, on every function call.
 
-nnabla's compiled ``Function.__call__`` runs relative imports of ``nnabla.nnabla``,
-``nnabla.nnabla.variable`` and ``nnabla.gc`` that do not exist and falls back. A failed import is
-not cached, so each graph node costs several file-system searches (about a third of the time to
-build a detector graph on CPU, which a supernet rebuilds every step). A meta-path finder answers
-"no such module" for exactly those names at once; the outcome of every import is unchanged.
+nnabla's compiled ``Function.__call__`` (and ``Variable.d``) run relative imports of
+``nnabla.nnabla``, ``nnabla.nnabla.variable``, ``nnabla.gc`` and ``nnabla.nnabla_ext`` that do
+not exist and fall back. A failed import is not cached, so each graph node costs several
+file-system searches (about a third of the time to build a detector graph on CPU, which a
+supernet rebuilds every step). Python's own negative cache, a ``None`` entry in ``sys.modules``,
+makes exactly those imports fail at once with ModuleNotFoundError; the outcome is unchanged.
 """
 import importlib.util
 import sys
 
-NAMES = ("nnabla.nnabla", "nnabla.nnabla.variable", "nnabla.gc")
-
-
-class _AbsentModules:
-    def __init__(self, names):
-        self.names = frozenset(names)
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname in self.names:
-            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
-        return None
+NAMES = ("nnabla.nnabla", "nnabla.nnabla.variable", "nnabla.gc", "nnabla.nnabla_ext")
 
 
 def _absent(names):
@@ -36,10 +27,9 @@ def _absent(names):
 
 
 def install_fast_absent_imports():
-    """Install the finder (once) for those of ``NAMES`` that really are absent; returns them."""
-    if any(isinstance(f, _AbsentModules) for f in sys.meta_path):
-        return []
-    names = [n for n in _absent(NAMES) if n not in sys.modules]
-    if names:
-        sys.meta_path.insert(0, _AbsentModules(names))
+    """Mark those of ``NAMES`` that really are absent as such in ``sys.modules``; returns them."""
+    names = [n for n in NAMES if n not in sys.modules]
+    names = _absent(names)
+    for name in names:
+        sys.modules[name] = None
     return names
