@@ -43,6 +43,8 @@ def step_rng(seed: int, step: int) -> random.Random:
 class DetOFASupernetTrainer(Runner):
     """NNablaNAS runner: trains a DetOFA supernet one sampled path per step."""
 
+    SEARCH = True  # trains the supernet (NNablaNAS's SearchNet)
+
     def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):
         hp = dict(HPARAM_DEFAULTS)
         hp.update(hparams)
@@ -207,7 +209,7 @@ class DetOFASupernetTrainer(Runner):
             if self.comm.rank == 0:
                 main = {k: v for k, v in metrics.items() if k in ("mAP", "AP", "AP50")}
                 self.monitor.info(f"test {name} path ({out[name]['mflops']:.1f} MFLOPs): "
-                                  + ", ".join(f"{k} {100 * v:.2f}" for k, v in main.items()) + "\n")
+                                  + ", ".join(f"{k} {v:.2f}" for k, v in main.items()) + " (%)\n")
         return out
 
     def callback_on_finish(self):
