@@ -49,6 +49,40 @@ def stages(root, size, n=64):
     return {"decode": (t1 - t0) / n * 1e3, "augment": (t2 - t1) / n * 1e3, "targets": (t3 - t2) / n * 1e3}
 
 
+def train_step_rate(size: int, width: float, batch: int = 16, steps: int = 4) -> float:
+    """Images/s of supernet training steps (random paths, graph rebuilt each step) on this CPU."""
+    import random
+
+    import nnabla as nn
+    import nnabla.solvers as S
+    import numpy as np
+
+    from nnabla_nas_detofa.nets.supernet import DetOFASupernet
+    net = DetOFASupernet(num_classes=5, width_mult=width, divisor=1)
+    solver = S.Adam(1e-3)
+    solver.set_parameters(net.get_net_parameters(grad_only=True))
+    h = size // 4
+    x = nn.Variable.from_numpy_array(np.random.default_rng(0).uniform(0, 255, (batch, 3, size, size)))
+    ts = [nn.Variable.from_numpy_array(np.zeros((batch, c, h, h), np.float32)) for c in (5, 2, 2, 1)]
+    rng = random.Random(0)
+
+    def step():
+        net.set_arch(net.space.sample(rng))
+        net.apply(training=True)
+        loss = net.loss(net(x), ts)
+        solver.zero_grad()
+        loss.forward(clear_no_need_grad=True)
+        loss.backward(clear_buffer=True)
+        net.commit_bn_statistics()
+        solver.update()
+
+    step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch * steps / (time.perf_counter() - t)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--batches", type=int, default=20)
@@ -68,6 +102,11 @@ def main(argv=None):
             print(f"{size:4d} px: {fast:7.1f} images/s ({args.workers} threads), {sync:7.1f} images/s "
                   f"(synchronous); per image: decode {st['decode']:.2f} ms, warp+colour {st['augment']:.2f} ms, "
                   f"targets {st['targets']:.2f} ms; generating {n_train + 16} images took {gen:.1f}s")
+            if size == 128:
+                for width in (0.125, 0.25):
+                    train = train_step_rate(size, width)
+                    print(f"      supernet training at width {width}: {train:7.1f} images/s; loader / training "
+                          f"= {fast / train:.1f}x (the loader must stay above 1x)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

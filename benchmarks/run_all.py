@@ -17,7 +17,8 @@ def main(names=None):
         spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, name + ".py"))
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        mod.main()
+        import inspect
+        mod.main(*([[]] if inspect.signature(mod.main).parameters else []))
         print(f"({name} took {time.time() - t:.1f}s)", flush=True)
 
 

@@ -503,3 +503,15 @@ def test_static_exports_to_nnp_with_only_its_parameters(supernet, tmp_path):
         nn.forward_all(loaded)
         for a, b in zip(loaded, outs):
             assert np.abs(a.d - b.d).max() <= 1e-5
+
+
+def test_head_initialisation_follows_centernet():
+    from nnabla_nas_detofa.nets.supernet import DetOFASupernet as Net
+    net = Net(num_classes=3, width_mult=0.125, divisor=1)
+    hm_w, hm_b = net.hm.out.W.d, net.hm.out.b.d
+    fan_in = hm_w.shape[1]
+    assert np.allclose(hm_b, -2.19)
+    assert np.abs(hm_w).max() <= 1 / np.sqrt(fan_in) + 1e-7
+    assert hm_w.std() > 0.3 / np.sqrt(fan_in)          # a fan-in scale init, not 0.001
+    for head in (net.wh, net.reg):
+        assert np.allclose(head.out.b.d, 0.0) and head.out.W.d.std() < 0.003

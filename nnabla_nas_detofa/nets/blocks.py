@@ -5,8 +5,9 @@ widths go as keyword arguments: ``Module.__call__`` records the shape of every p
 so the supernet and an extracted static path share this code: the static path builds its
 blocks at exactly its own widths and always runs them at full width.
 """
+import math
 import nnabla.functions as F
-from nnabla.initializer import NormalInitializer
+from nnabla.initializer import NormalInitializer, UniformInitializer
 
 import nnabla_nas.module as Mo
 
@@ -98,15 +99,19 @@ class DeconvBN(Mo.Module):
 class Head(Mo.Module):
     """CenterNet head: 3x3 conv (bias) -> ReLU -> 1x1 conv (bias).
 
-    The last layer starts from N(0, 0.001^2) with bias ``bias_init`` (-2.19 for the heatmap, so
-    every class starts at sigmoid = 0.1 as in CenterNet; 0 for size and offset).
+    As in CenterNet (msra_resnet): the size and offset heads' last layer starts from
+    N(0, 0.001^2) with bias 0; the heatmap head's last layer keeps a standard fan-in init
+    (U(+-1/sqrt(fan_in)), PyTorch's default) with bias -2.19, so every class starts at sigmoid 0.1.
+    A 0.001-scale heatmap layer would pass almost no gradient to the head's hidden layer, and the
+    heatmap then takes far longer to start learning.
     """
 
-    def __init__(self, in_channels, mid_channels, out_channels, bias_init=0.0):
+    def __init__(self, in_channels, mid_channels, out_channels, bias_init=0.0, small_init=True):
         Mo.Module.__init__(self)
         self.conv = ElasticConv(in_channels, mid_channels, 3, with_bias=True)
-        self.out = ElasticConv(mid_channels, out_channels, 1, with_bias=True,
-                               w_init=NormalInitializer(1e-3), b_init=bias_init)
+        bound = 1.0 / math.sqrt(mid_channels)
+        w_init = NormalInitializer(1e-3) if small_init else UniformInitializer((-bound, bound))
+        self.out = ElasticConv(mid_channels, out_channels, 1, with_bias=True, w_init=w_init, b_init=bias_init)
 
     def call(self, x):
         return self.out(F.relu(self.conv(x)))

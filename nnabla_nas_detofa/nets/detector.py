@@ -69,7 +69,7 @@ class DetectorNet(Model):
             cin = c
         self.neck = Mo.ModuleList(neck)
         hc = config.head()
-        self.hm = Head(cin, hc, config.num_classes, bias_init=HEATMAP_BIAS)
+        self.hm = Head(cin, hc, config.num_classes, bias_init=HEATMAP_BIAS, small_init=False)
         self.wh = Head(cin, hc, 2)
         self.reg = Head(cin, hc, 2)
 
