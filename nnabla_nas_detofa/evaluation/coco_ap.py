@@ -34,15 +34,20 @@ def coco_from_json(data: dict) -> COCO:
     return coco
 
 
+def check_entry_keys(r, where: str) -> None:
+    """One COCO results entry is an object with the four keys of the format."""
+    if not isinstance(r, dict):
+        raise ResultsError(f"{where}: expected an object with image_id, category_id, bbox, score")
+    for key in ("image_id", "category_id", "bbox", "score"):
+        if key not in r:
+            raise ResultsError(f"{where}: {key!r} is missing")
+
+
 def check_results(coco_gt: COCO, results: List[dict], where: str = "detections") -> None:
     img_ids = set(coco_gt.getImgIds())
     cat_ids = set(coco_gt.getCatIds())
     for k, r in enumerate(results):
-        if not isinstance(r, dict):
-            raise ResultsError(f"{where}[{k}]: expected an object with image_id, category_id, bbox, score")
-        for key in ("image_id", "category_id", "bbox", "score"):
-            if key not in r:
-                raise ResultsError(f"{where}[{k}]: {key!r} is missing")
+        check_entry_keys(r, f"{where}[{k}]")
         if r["image_id"] not in img_ids:
             raise ResultsError(f"{where}[{k}]: image_id {r['image_id']!r} is not in the ground truth")
         if r["category_id"] not in cat_ids:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..data.coco import records_to_coco_json
 from ..data.dataset import DetectionDataset
-from .coco_ap import ResultsError, coco_evaluate, coco_from_json
+from .coco_ap import ResultsError, check_entry_keys, coco_evaluate, coco_from_json
 from .voc_map import METRICS as VOC_METRICS
 from .voc_map import ground_truth_of, voc_evaluate
 
@@ -76,11 +76,7 @@ def results_to_detections(dataset: DetectionDataset, results: list, where: str =
     known = {r.image_id for r in dataset.records}
     per: Dict = {}
     for k, r in enumerate(results):
-        if not isinstance(r, dict):
-            raise ResultsError(f"{where}[{k}]: expected an object with image_id, category_id, bbox, score")
-        for key in ("image_id", "category_id", "bbox", "score"):
-            if key not in r:
-                raise ResultsError(f"{where}[{k}]: {key!r} is missing")
+        check_entry_keys(r, f"{where}[{k}]")
         iid = r["image_id"]
         if iid not in known:
             hint = " (VOC image ids are file stems, as strings)" if dataset.format == "voc" else ""
