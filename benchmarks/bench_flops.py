@@ -6,7 +6,7 @@ from nnabla_nas_detofa.space import SupernetConfig, get_space, mflops
 from nnabla_nas_detofa.space.flops import _mflops
 
 
-def main(n=5000):
+def main(argv=None, n=5000):
     space, cfg = get_space("ofa"), SupernetConfig()
     rng = random.Random(0)
     t = time.perf_counter()
