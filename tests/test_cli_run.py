@@ -86,6 +86,14 @@ def test_killed_run_resumes(tiny_voc, tmp_path):
     # steps are not repeated: the resumed run continues the global step count
     assert summary["steps"] == 3 * (32 // 4)
     assert first["global_step"] >= 2
+    # and it ends exactly where an uninterrupted run ends (same paths, batches, weights)
+    ref_out = str(tmp_path / "uninterrupted")
+    ref = write(tmp_path, experiment(tiny_voc, ref_out, epochs=3, checkpoint_every=2), "ref.json")
+    r = run_cli(["-f", ref], cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    expect = json.load(open(os.path.join(ref_out, "summary.json")))
+    assert [h["valid_loss"] for h in summary["history"]] == [h["valid_loss"] for h in expect["history"]]
+    assert summary["test"]["max"]["mAP"] == expect["test"]["max"]["mAP"]
 
 
 def _err(capsys, argv):

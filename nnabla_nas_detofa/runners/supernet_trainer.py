@@ -113,7 +113,17 @@ class DetOFASupernetTrainer(Runner):
         self.start_step = int(info["step_in_epoch"])
         self.global_step = int(info["global_step"])
         self.history = info.get("history", [])
+        stream = getattr(self.dataloader["train"], "loader", None)
+        if stream is not None and "train_batches" in info:
+            stream.reset(int(info["train_batches"]))  # the same batches an uninterrupted run would see
         self.monitor.info(f"Resumed from {path}: epoch {self.cur_epoch}, step {self.start_step}\n")
+
+    def _train_batches_consumed(self):
+        """Batches taken from the training stream so far (training steps and BN calibration)."""
+        stream = getattr(self.dataloader["train"], "loader", None)
+        if stream is None:
+            return None
+        return stream._next_batch - len(stream._in_flight)
 
     def save(self, epoch: int, step_in_epoch: int):
         if self.comm.rank != 0:
@@ -121,7 +131,8 @@ class DetOFASupernetTrainer(Runner):
         self.model.commit_bn_statistics()
         opt = self.optimizer["train"]
         info = {"epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": self.global_step,
-                "optimizer_iter": opt._iter, "history": self.history}
+                "optimizer_iter": opt._iter, "history": self.history,
+                "train_batches": self._train_batches_consumed()}
         save_checkpoint(self.out, info, {
             "weights.h5": lambda p: nn.save_parameters(p, self.model.get_parameters()),
             "optim_train.h5": lambda p: opt._solver.save_states(p),
