@@ -54,6 +54,27 @@ def test_train_writes_outputs_and_loss_falls(tiny_voc, tmp_path):
     assert 0 < lo < hi
 
 
+def test_save_nnp_exports_reference_paths(tiny_voc, tmp_path):
+    import nnabla as nn
+    import numpy as np
+    from nnabla.utils import nnp_graph
+
+    out = str(tmp_path / "nnp_run")
+    exp = write(tmp_path, experiment(tiny_voc, out, epochs=1))
+    r = run_cli(["-f", exp, "--save-nnp"], cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert set(summary["nnp"]) == {"min", "max"}
+    with nn.parameter_scope("", {}):
+        g = nnp_graph.NnpLoader(summary["nnp"]["max"]).get_network("detofa_max", batch_size=1)
+        x = list(g.inputs.values())[0]
+        assert tuple(x.shape) == (1, 3, 64, 64)
+        x.d = np.random.default_rng(0).uniform(0, 255, x.shape)
+        outs = [g.outputs[k] for k in ("heatmap", "wh", "reg")]
+        nn.forward_all(outs)
+        assert outs[0].shape == (1, 5, 16, 16) and np.isfinite(outs[0].d).all()
+
+
 def test_flags_override_json(tiny_voc, tmp_path):
     conf = experiment(tiny_voc, str(tmp_path / "json_out"), epochs=1)
     exp = write(tmp_path, conf)

@@ -223,6 +223,20 @@ class DetOFASupernetTrainer(Runner):
                                   + ", ".join(f"{k} {v:.2f}" for k, v in main.items()) + " (%)\n")
         return out
 
+    def export_paths(self):
+        """``--save-nnp``: the reference paths as static .nnp networks (BN re-calibrated)."""
+        from ..export import export_nnp
+        from ..nets.static import extract
+        size = self.hparams["input_shapes"][0][-1]
+        files = {}
+        for name, arch in self.valid_archs().items():
+            self.evaluator.set_path(arch)
+            label = name if name in ("min", "max") else f"path{len(files)}"
+            files[name] = export_nnp(extract(self.model, arch), os.path.join(self.out, f"{label}.nnp"), size,
+                                     name=f"detofa_{label}")
+            self.monitor.info(f"Saved {files[name]}\n")
+        return files
+
     def callback_on_finish(self):
         final = self.final_evaluation()
         if self.comm.rank == 0:
@@ -236,6 +250,8 @@ class DetOFASupernetTrainer(Runner):
                        "flops_range_mflops": [mflops(space.extreme(False), cfg, size),
                                               mflops(space.extreme(True), cfg, size)],
                        "test": final, "history": self.history}
+            if self.args.get("save_nnp"):
+                summary["nnp"] = self.export_paths()
             write_json_atomic(os.path.join(self.out, "summary.json"), summary, indent=1)
             self._plot()
         self.monitor.close()
