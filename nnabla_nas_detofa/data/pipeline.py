@@ -181,6 +181,11 @@ class DetectionLoader:
         targets = [np.stack([s[1][j] for s in samples]) for j in range(4)]
         return {"inputs": [images], "targets": targets}
 
+    @property
+    def position(self) -> int:
+        """Batches delivered by ``next()`` so far; ``reset(position)`` resumes the same stream."""
+        return self._next_batch - len(self._in_flight)
+
     def reset(self, batch_index: int = 0):
         """Restart the stream at batch ``batch_index`` (e.g. when resuming)."""
         for items in self._in_flight:

@@ -123,7 +123,7 @@ class DetOFASupernetTrainer(Runner):
         stream = getattr(self.dataloader["train"], "loader", None)
         if stream is None:
             return None
-        return stream._next_batch - len(stream._in_flight)
+        return stream.position
 
     def save(self, epoch: int, step_in_epoch: int):
         if self.comm.rank != 0:
