@@ -16,14 +16,13 @@ def _import_dataset_quietly():
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        import nnabla_nas.dataset as dataset
+        import nnabla_nas.dataset  # noqa: F401
     finally:
         logger.setLevel(level)
-    return dataset
 
 
 def register():
-    dataset = _import_dataset_quietly()
+    _import_dataset_quietly()
     import nnabla_nas.contrib as contrib
     import nnabla_nas.runner as runner
 
@@ -38,7 +37,4 @@ def register():
         setattr(runner, name, cls)
         if name not in runner.__all__:
             runner.__all__.append(name)
-    for name, namespace in loader.NNABLA_NAS_DATASETS.items():
-        setattr(dataset, name, namespace)
-        if name not in dataset.__all__:
-            dataset.__all__.append(name)
+    loader.register_datasets()

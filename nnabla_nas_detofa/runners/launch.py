@@ -154,13 +154,16 @@ def build_dataloaders(conf, comm, source):
                               f"known: {[n for n in dataset.__all__]}")
     hp, search = conf["hparams"], bool(conf["args"]["search"])
     where = f"{source}: dataloader.{name}"
-    mk = lambda searching, training, bs: _construct(
-        lambda **kw: mod.DataLoader(searching=searching, training=training, batch_size=bs, communicator=comm, **kw),
-        dict(attrs), where)
-    try:
-        mod.DataLoader.check_options(dict(attrs), where) if hasattr(mod.DataLoader, "check_options") else None
-    except ValueError as err:
-        raise ExperimentError(str(err)) from None
+    if hasattr(mod.DataLoader, "check_options"):  # fail on a bad option before reading any data
+        try:
+            mod.DataLoader.check_options(dict(attrs), where)
+        except ValueError as err:
+            raise ExperimentError(str(err)) from None
+
+    def mk(searching, training, bs):
+        return _construct(mod.DataLoader, dict(attrs, searching=searching, training=training, batch_size=bs,
+                                               communicator=comm), where)
+
     return {"train": mk(search, True, hp["mini_batch_train"]),
             "valid": mk(search, False, hp["mini_batch_valid"]),
             "test": mk(False, False, hp["mini_batch_valid"])}
