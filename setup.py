@@ -27,7 +27,7 @@ setup(
     entry_points={
         "console_scripts": [
             "nnabla_nas=nnabla_nas_detofa.cli.main:main",
-            "nnabla_nas_detofa=nnabla_nas_detofa.cli.main:main_tools",
+            "nnabla_nas_detofa=nnabla_nas_detofa.cli.tools:main_tools",
         ],
     },
 )

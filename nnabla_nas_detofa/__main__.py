@@ -1,5 +1,5 @@
 import sys
 
-from .cli.main import main_tools
+from .cli.tools import main_tools
 
 sys.exit(main_tools())

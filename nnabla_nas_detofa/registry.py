@@ -4,8 +4,7 @@ NNablaNAS has no plugin mechanism: its launcher finds networks as ``contrib.__di
 (a module with ``SearchNet``/``TrainNet``), runners as ``runner.__dict__[name]`` (argparse
 choices come from ``runner.__all__``) and data as ``dataset.__dict__[name].DataLoader``.
 """
-NETWORK_NAMES = ("detofa_resnet50",)
-DATASET_NAMES = ("detofa_voc", "detofa_coco")
+from .compat import ensure_host
 
 
 def _import_dataset_quietly():
@@ -16,12 +15,14 @@ def _import_dataset_quietly():
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        import nnabla_nas.dataset  # noqa: F401
+        import nnabla_nas.dataset  # noqa: F401  (imported here so its warning is silenced)
     finally:
         logger.setLevel(level)
 
 
 def register():
+    """Set our network, runners and loaders into NNablaNAS's tables; returns the names registered."""
+    ensure_host()
     _import_dataset_quietly()
     import nnabla_nas.contrib as contrib
     import nnabla_nas.runner as runner
@@ -37,4 +38,5 @@ def register():
         setattr(runner, name, cls)
         if name not in runner.__all__:
             runner.__all__.append(name)
-    loader.register_datasets()
+    datasets = loader.register_datasets()
+    return {"networks": ["detofa_resnet50"], "runners": sorted(RUNNERS), "datasets": datasets}

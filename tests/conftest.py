@@ -2,7 +2,9 @@ import os
 
 import pytest
 
-import nnabla_nas_detofa  # noqa: F401  (registers into NNablaNAS before any test)
+import nnabla_nas_detofa
+
+nnabla_nas_detofa.register()  # into NNablaNAS's tables before any test, as the launcher does
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,15 +1,39 @@
-import importlib
 import subprocess
 import sys
 
 
-def test_nnabla_nas_contrib_and_runner_import_after_our_package():
+def test_nnabla_nas_contrib_and_runner_import_after_register():
     # a fresh interpreter: the shim must be what makes these imports work
-    code = ("import nnabla_nas_detofa, nnabla_nas.contrib, nnabla_nas.runner, nnabla_nas.contrib.model;"
-            "print('ok')")
+    code = ("import nnabla_nas_detofa; nnabla_nas_detofa.register();"
+            "import nnabla_nas.contrib, nnabla_nas.runner, nnabla_nas.contrib.model; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
+
+
+HEAVY = ("nnabla", "nnabla_nas", "nnabla_ext", "hydra", "omegaconf", "pycocotools", "cv2", "matplotlib")
+
+
+def test_arch_math_imports_nothing_heavy():
+    # space/ (and the package itself) must stay numpy-only: no nnabla, NNablaNAS, hydra, pycocotools, cv2
+    code = ("import sys, nnabla_nas_detofa, nnabla_nas_detofa.space, nnabla_nas_detofa.space.bucket_sampling;"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_registration_is_explicit_and_idempotent():
+    code = ("import nnabla_nas_detofa\n"
+            "import nnabla_nas_detofa.nets\n"  # importing our networks does not register them
+            "import nnabla_nas.contrib as c\n"
+            "assert 'detofa_resnet50' not in c.__all__\n"
+            "a = nnabla_nas_detofa.register(); b = nnabla_nas_detofa.register()\n"
+            "assert a == b and c.__all__.count('detofa_resnet50') == 1\n"
+            "print(a['runners'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "DetOFASupernetTrainer" in out.stdout
 
 
 def test_shim_only_covers_the_missing_folder_and_explains_itself():
@@ -41,7 +65,6 @@ def test_registration_into_nnabla_nas_tables():
     import nnabla_nas.contrib as contrib
     import nnabla_nas.dataset as dataset
     import nnabla_nas.runner as runner
-    import nnabla_nas_detofa  # noqa: F401
     assert hasattr(contrib.__dict__["detofa_resnet50"], "SearchNet")
     assert hasattr(contrib.__dict__["detofa_resnet50"], "TrainNet")
     assert "DetOFASupernetTrainer" in runner.__all__

@@ -6,7 +6,6 @@ import os
 import cv2
 import numpy as np
 
-import nnabla_nas_detofa  # noqa: F401  (patches nnabla-nas before anything touches it)
 
 
 def write_image(path, width, height, color=(40, 90, 160), ext_ok=True):

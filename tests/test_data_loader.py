@@ -4,7 +4,6 @@ import types
 import numpy as np
 import pytest
 
-import nnabla_nas_detofa  # noqa: F401
 from nnabla_nas_detofa.data import DataError
 from nnabla_nas_detofa.data.loader import (NNABLA_NAS_DATASETS, CocoDataLoader, DataLoader, loader_options,
                                            make_loader, register_datasets)

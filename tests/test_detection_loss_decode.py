@@ -1,5 +1,4 @@
 """CenterNet loss graph and numpy decoding against hand-worked numbers and a numpy reference."""
-import nnabla_nas_detofa  # noqa: F401  (patches the nnabla-nas wheel first)
 
 import math
 

@@ -1,5 +1,4 @@
 """Elastic layers against numpy: sliced conv / deconv / BatchNorm, running statistics, calibration."""
-import nnabla_nas_detofa  # noqa: F401  (patches the nnabla-nas wheel first)
 
 import nnabla as nn
 import nnabla.functions as F

@@ -1,5 +1,4 @@
 """MACs counted on the NNabla graph of extracted paths equal the analytic FLOPs of ``space.flops``."""
-import nnabla_nas_detofa  # noqa: F401  (patches the nnabla-nas wheel first)
 
 import random
 

@@ -1,6 +1,5 @@
 """Supernet paths against their extracted static networks (outputs, gradients, BN statistics),
 weights files, BN re-calibration and the NNablaNAS Model interface. 1/8 width, 64 px, CPU."""
-import nnabla_nas_detofa  # noqa: F401  (patches the nnabla-nas wheel first)
 
 import random
 

@@ -7,6 +7,7 @@ import pytest
 
 from nnabla_nas_detofa.path_filter import PathFilter, PathFilterConfig, PathFilterError, Tokenizer, sinusoid
 from nnabla_nas_detofa.path_filter.model import count_parameters, default_vocabulary
+from nnabla_nas_detofa.space.tokens import TokenError
 from nnabla_nas_detofa.space import Buckets, SupernetConfig, get_space, mflops, space_buckets, tokenize, vocabulary
 
 CFG, SIZE = SupernetConfig(width_mult=0.125, divisor=1), 64
@@ -54,7 +55,7 @@ def test_unknown_tokens_map_to_zero():
         else:
             assert i == 0
     assert row[1] == 0 and row[2] == 0  # stage 1 (width 0.8) tokens are unknown to ps1
-    with pytest.raises(PathFilterError, match="<unk>"):
+    with pytest.raises(TokenError, match="<unk>"):
         Tokenizer(["SC", "<unk>"])
 
 

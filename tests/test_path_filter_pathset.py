@@ -87,7 +87,7 @@ def test_read_arch_lines(tmp_path):
     p = _write(tmp_path, [json.dumps({"arch": A, "flops": 3.5, "tag": "x"}), "", json.dumps(B),
                           json.dumps({"arch": B})])
     out = read_arch_lines(p)
-    assert [n for n, *_ in out] == [1, 3, 4]
+    assert [where for where, *_ in out] == [f"{p}:1", f"{p}:3", f"{p}:4"]
     assert out[0][1]["tag"] == "x" and out[0][3] == 3.5
     assert out[1][2].to_dict() == B and out[1][3] is None and out[2][3] is None
     with pytest.raises(PathSetError, match=r":2: .*expected a number"):

@@ -3,6 +3,7 @@ import json
 import os
 import sys
 
+from ..atomic import write_json_atomic
 from ..path_filter import (PathFilter, PathFilterError, PathSet, PathSetError, evaluate, read_arch_lines,
                            train_path_filter)
 from ..path_filter.quality import json_safe
@@ -73,10 +74,7 @@ def run_train(args):
     if test is not None:
         quality["test"] = res.quality(test)
     qpath = os.path.join(args.output, "quality.json")
-    tmp = qpath + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(_dump(quality) + "\n")
-    os.replace(tmp, qpath)
+    write_json_atomic(qpath, quality, indent=1)
     v = quality["validation"]
     print(json.dumps(json_safe({"weights": weights, "quality": qpath, "best_epoch": res.best_epoch,
                                 "val_kendall_tau_within": v["kendall_tau_within"],
@@ -101,10 +99,10 @@ def run_score(args):
         raise UserError(str(err)) from None
     c = flt.config
     flops = []
-    for n, _, arch, f in lines:
+    for where, _, arch, f in lines:
         if f is None:
             if c.supernet is None or c.input_size is None:
-                raise UserError(f"{args.archs}:{n}: no 'flops', and the filter {args.weights} does not know the "
+                raise UserError(f"{where}: no 'flops', and the filter {args.weights} does not know the "
                                 "supernet / input size to compute them (train it with --input-size)")
             f = mflops(arch, c.supernet, c.input_size)
         flops.append(f)
@@ -112,7 +110,7 @@ def run_score(args):
     buckets = c.buckets.indices(flops)
     out = sys.stdout
     for (_, obj, _, _), f, b, s in zip(lines, flops, buckets, scores):
-        rec = dict(obj) if "arch" in obj else {"arch": obj}
+        rec = dict(obj)
         rec.update({"flops": float(f), "bucket": int(b), "score": float(s)})
         out.write(json.dumps(rec) + "\n")
     return 0

@@ -9,9 +9,10 @@ from .errors import UserError
 
 
 def add_supernet_args(p):
-    p.add_argument("--num-classes", type=int, default=20)
-    p.add_argument("--width-mult", type=float, default=1.0, help="base-width multiplier (1.0 = paper)")
-    p.add_argument("--divisor", type=int, default=8, help="channel rounding (8 as once-for-all)")
+    d = SupernetConfig()
+    p.add_argument("--num-classes", type=int, default=d.num_classes)
+    p.add_argument("--width-mult", type=float, default=d.width_mult, help="base-width multiplier (1.0 = paper)")
+    p.add_argument("--divisor", type=int, default=d.divisor, help="channel rounding (8 as once-for-all)")
 
 
 def supernet_config(args) -> SupernetConfig:

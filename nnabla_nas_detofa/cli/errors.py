@@ -3,3 +3,15 @@
 
 class UserError(Exception):
     """Bad input from the user: the message names the file, key path or value."""
+
+
+def user_errors():
+    """Exception types that mean bad input (one line, no traceback)."""
+    from ..runners.context import ContextError
+    from ..runners.launch import ExperimentError
+    from ..space import ArchError, ConfigError, SpaceError
+    types = [UserError, ExperimentError, ContextError, ArchError, ConfigError, SpaceError]
+    from ..data.records import DataError
+    from ..path_filter import PathFilterError, PathSetError
+    types += [DataError, PathFilterError, PathSetError]
+    return tuple(types)

@@ -1,66 +1,10 @@
-"""Console entry points: ``nnabla_nas`` (replaces NNablaNAS 0.15.0's broken script) and the tools."""
+"""Console entry point ``nnabla_nas`` (replaces NNablaNAS 0.15.0's broken script); the tools
+(``python -m nnabla_nas_detofa``) live in ``tools``."""
 import argparse
-import json
 import sys
 
-from .errors import UserError
-from .tools import main_tools  # noqa: F401  (entry point)
-
-
-def add_run_args(p):
-    p.add_argument("-f", "--file", required=True, help="experiment JSON (NNablaNAS JSON-era schema)")
-    p.add_argument("-c", "--context", choices=("cpu", "cudnn", "cuda"), help="NNabla context (JSON: args.context)")
-    p.add_argument("-d", "--device-id", help="GPU id (JSON: args.device_id)")
-    p.add_argument("-t", "--type-config", choices=("float", "half", "mixed_half"), help="JSON: args.type_config")
-    p.add_argument("-s", "--search", action="store_const", const=True, default=None,
-                   help="build the search network (supernet)")
-    p.add_argument("-a", "--algorithm", help="runner name (JSON: args.algorithm)")
-    p.add_argument("-o", "--output-path", help="output folder (JSON: args.output_path)")
-    p.add_argument("--save-nnp", action="store_const", const=True, default=None, help="JSON: args.save_nnp")
-
-
-def load_experiment(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as err:
-        raise UserError(f"{path}: cannot read the experiment file ({err.strerror})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
-
-
-def merge_flags(conf, args):
-    """Flags win over the JSON's ``args`` object."""
-    if not isinstance(conf, dict):
-        return conf
-    given = conf.setdefault("args", {})
-    if not isinstance(given, dict):
-        return conf
-    for key in ("context", "device_id", "type_config", "search", "algorithm", "output_path", "save_nnp"):
-        v = getattr(args, key)
-        if v is not None:
-            given[key] = v
-    return conf
-
-
-def run_from_args(args):
-    from ..runners.launch import run_experiment
-    conf = merge_flags(load_experiment(args.file), args)
-    return run_experiment(conf, source=args.file)
-
-
-def user_errors():
-    """Exception types that mean bad input (one line, no traceback)."""
-    from ..runners.context import ContextError
-    from ..runners.launch import ExperimentError
-    from ..space import ArchError, ConfigError, SpaceError
-    types = [UserError, ExperimentError, ContextError, ArchError, ConfigError, SpaceError]
-    from ..data.records import DataError
-    from ..path_filter import PathFilterError, PathSetError
-    types += [DataError, PathFilterError, PathSetError]
-    return tuple(types)
+from .cmd_run import add_run_args, run_from_args
+from .errors import user_errors
 
 
 def main(argv=None):

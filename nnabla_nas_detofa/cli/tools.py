@@ -3,6 +3,7 @@ import argparse
 import sys
 
 from .commands import register_all
+from .errors import user_errors
 
 
 def build_parser():
@@ -17,7 +18,6 @@ def build_parser():
 def main_tools(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .main import user_errors
     try:
         return args.func(args) or 0
     except user_errors() as err:

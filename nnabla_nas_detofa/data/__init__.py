@@ -3,11 +3,10 @@
 Importing this package does not import nnabla or NNablaNAS; ``data.loader`` (the NNablaNAS
 ``DataLoader``) does.
 """
-from .dataset import (DEFAULT_SPLITS, FORMATS, DetectionDataset, available_splits, clear_cache, default_split,
-                      load_dataset, open_dataset, parse_spec)
-from .records import DataError, ImageRecord, Problem, make_record
+from .dataset import DEFAULT_SPLITS, FORMATS, available_splits, default_split, load_dataset, open_dataset, parse_spec
+from .records import DataError, DetectionDataset, ImageRecord, Problem, make_record
 from .voc import VOC_CLASSES
 
-__all__ = ["DEFAULT_SPLITS", "FORMATS", "DetectionDataset", "available_splits", "clear_cache", "default_split",
+__all__ = ["DEFAULT_SPLITS", "FORMATS", "DetectionDataset", "available_splits", "default_split",
            "load_dataset", "open_dataset", "parse_spec", "DataError", "ImageRecord", "Problem", "make_record",
            "VOC_CLASSES"]

@@ -20,6 +20,7 @@ import cv2
 
 from . import coco as coco_mod
 from . import voc as voc_mod
+from .dataset import parse_spec
 from .records import DataError, ImageRecord, Problem
 
 
@@ -149,7 +150,6 @@ def check_dataset(spec: str, split: Optional[str] = None, decode_images: bool = 
                   classes=None) -> CheckReport:
     """``check_dataset("voc:PATH")`` / ``("coco:PATH", "val2017")``; raises ``DataError`` only when
     nothing can be checked (no such folder or split)."""
-    from .dataset import parse_spec
     fmt, root = parse_spec(spec)
     if not os.path.isdir(root):
         raise DataError(f"{root}: no such directory")

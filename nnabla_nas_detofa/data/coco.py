@@ -15,7 +15,7 @@ import math
 import os
 from typing import Dict, List, Optional, Tuple
 
-from .records import DataError, Problem, box_problems, make_record, raise_fatal
+from .records import DataError, DetectionDataset, Problem, box_problems, make_record, raise_fatal
 
 
 def annotation_path(root: str, split: str) -> str:
@@ -143,7 +143,6 @@ def parse_coco(data: dict, path: str, img_dir: str, check_images: bool = True):
 
 def load_coco(root: str, split: str, check_images: bool = True):
     """Read a split; raises ``DataError`` on the first fatal problem. Returns a ``DetectionDataset``."""
-    from .dataset import DetectionDataset
     path = annotation_path(root, split)
     data = read_coco_json(path, available_splits(root))
     class_names, cat_ids, records, problems = parse_coco(data, path, image_dir(root, split), check_images)

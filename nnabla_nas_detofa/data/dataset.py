@@ -1,10 +1,10 @@
 """One front door to both formats: ``open_dataset("voc:PATH", split)`` / ``open_dataset("coco:PATH")``."""
 import os
 import threading
-from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-from .records import DataError, ImageRecord, Problem
+from . import coco, voc
+from .records import DataError, DetectionDataset
 
 FORMATS = ("voc", "coco")
 DEFAULT_SPLITS = {
@@ -12,47 +12,6 @@ DEFAULT_SPLITS = {
     "train": {"voc": "2007_trainval+2012_trainval", "coco": "train2017"},
     "test": {"voc": "2007_test", "coco": "val2017"},
 }
-
-
-@dataclass
-class DetectionDataset:
-    """A read split: records in split order plus what is needed to map classes and ids back."""
-
-    format: str
-    root: str
-    split: str
-    class_names: Tuple[str, ...]
-    records: List[ImageRecord]
-    cat_ids: Optional[Tuple[int, ...]] = None      # COCO: original category id per class index
-    coco_json: Optional[dict] = None               # COCO: the instances JSON as read
-    problems: List[Problem] = field(default_factory=list)   # non-fatal ("box") problems met
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def __len__(self):
-        return len(self.records)
-
-    def category_id(self, label: int):
-        """The id written in detection files: COCO category id, or the VOC class name."""
-        return self.cat_ids[label] if self.format == "coco" else self.class_names[label]
-
-    def label_of(self, category_id) -> Optional[int]:
-        """Inverse of ``category_id``; ``None`` when unknown."""
-        if self.format == "coco":
-            try:
-                return self.cat_ids.index(category_id)
-            except ValueError:
-                return None
-        try:
-            return self.class_names.index(category_id)
-        except ValueError:
-            return None
-
-    def subset(self, indices: Sequence[int], split: Optional[str] = None) -> "DetectionDataset":
-        return DetectionDataset(self.format, self.root, split or self.split, self.class_names,
-                                [self.records[i] for i in indices], self.cat_ids, self.coco_json, self.problems)
 
 
 def parse_spec(spec: str) -> Tuple[str, str]:
@@ -64,11 +23,7 @@ def parse_spec(spec: str) -> Tuple[str, str]:
 
 
 def available_splits(fmt: str, root: str) -> List[str]:
-    if fmt == "voc":
-        from .voc import available_splits as f
-    else:
-        from .coco import available_splits as f
-    return f(root)
+    return (voc if fmt == "voc" else coco).available_splits(root)
 
 
 def default_split(fmt: str, root: str, purpose: str = "test") -> str:
@@ -102,8 +57,7 @@ _CACHE_SIZE = 8
 def _cache_key(fmt, root, split, classes):
     files = []
     if fmt == "coco":
-        from .coco import annotation_path
-        files.append(annotation_path(root, split))
+        files.append(coco.annotation_path(root, split))
     try:
         stamp = tuple(os.stat(f).st_mtime_ns for f in files)
     except OSError:
@@ -139,20 +93,10 @@ def load_dataset(fmt: str, root: str, split: Optional[str] = None, classes: Opti
         with _CACHE_LOCK:
             if key in _CACHE:
                 return _CACHE[key]
-    if fmt == "voc":
-        from .voc import load_voc
-        ds = load_voc(root, split, classes)
-    else:
-        from .coco import load_coco
-        ds = load_coco(root, split)
+    ds = voc.load_voc(root, split, classes) if fmt == "voc" else coco.load_coco(root, split)
     if cache:
         with _CACHE_LOCK:
             if len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
             _CACHE[key] = ds
     return ds
-
-
-def clear_cache():
-    with _CACHE_LOCK:
-        _CACHE.clear()

@@ -42,9 +42,9 @@ from typing import Optional
 
 from nnabla_nas.dataset.dataloader import BaseDataLoader
 
-from .dataset import DEFAULT_SPLITS, FORMATS, DetectionDataset, load_dataset
+from .dataset import DEFAULT_SPLITS, FORMATS, load_dataset
 from .pipeline import DetectionLoader, default_workers, search_split, shard
-from .records import DataError
+from .records import DataError, DetectionDataset
 from .transforms import AugmentConfig
 
 DEFAULTS = {

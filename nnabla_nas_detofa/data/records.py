@@ -14,7 +14,7 @@ Problems come in two kinds:
   image and drops it when nothing is left; ``check-data`` lists them as errors too.
 """
 from dataclasses import dataclass, field
-from typing import List, NamedTuple, Optional, Sequence, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -99,3 +99,44 @@ def raise_fatal(problems: Sequence[Problem]):
     if fatal:
         more = f" (and {len(fatal) - 1} more problem(s); run check-data to list them)" if len(fatal) > 1 else ""
         raise DataError(str(fatal[0]) + more)
+
+
+@dataclass
+class DetectionDataset:
+    """A read split: records in split order plus what is needed to map classes and ids back."""
+
+    format: str
+    root: str
+    split: str
+    class_names: Tuple[str, ...]
+    records: List[ImageRecord]
+    cat_ids: Optional[Tuple[int, ...]] = None      # COCO: original category id per class index
+    coco_json: Optional[dict] = None               # COCO: the instances JSON as read
+    problems: List[Problem] = field(default_factory=list)   # non-fatal ("box") problems met
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self):
+        return len(self.records)
+
+    def category_id(self, label: int):
+        """The id written in detection files: COCO category id, or the VOC class name."""
+        return self.cat_ids[label] if self.format == "coco" else self.class_names[label]
+
+    def label_of(self, category_id) -> Optional[int]:
+        """Inverse of ``category_id``; ``None`` when unknown."""
+        if self.format == "coco":
+            try:
+                return self.cat_ids.index(category_id)
+            except ValueError:
+                return None
+        try:
+            return self.class_names.index(category_id)
+        except ValueError:
+            return None
+
+    def subset(self, indices: Sequence[int], split: Optional[str] = None) -> "DetectionDataset":
+        return DetectionDataset(self.format, self.root, split or self.split, self.class_names,
+                                [self.records[i] for i in indices], self.cat_ids, self.coco_json, self.problems)

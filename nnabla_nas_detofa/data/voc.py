@@ -24,7 +24,7 @@ import os
 import xml.etree.ElementTree as ET
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .records import DataError, ImageRecord, Problem, box_problems, make_record, raise_fatal
+from .records import DataError, DetectionDataset, ImageRecord, Problem, box_problems, make_record, raise_fatal
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -300,7 +300,6 @@ def split_entries(root: str, split: str) -> List[Tuple[str, str, str]]:
 
 def load_voc(root: str, split: str, classes: Optional[Sequence[str]] = None):
     """Read a split; raises ``DataError`` on the first fatal problem. Returns a ``DetectionDataset``."""
-    from .dataset import DetectionDataset
     names = voc_classes(root, classes)
     index = {n: i for i, n in enumerate(names)}
     records, soft = [], []

@@ -11,9 +11,9 @@ to a subset (``params.imgIds``). pycocotools' console output is captured, not pr
 import contextlib
 import copy
 import io
+import math
 from typing import Dict, Iterable, List, Optional, Union
 
-import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -34,31 +34,37 @@ def coco_from_json(data: dict) -> COCO:
     return coco
 
 
-def check_entry_keys(r, where: str) -> None:
-    """One COCO results entry is an object with the four keys of the format."""
+def check_entry(r, where: str):
+    """One COCO results entry: an object with the four keys of the format, ``bbox`` 4 finite
+    numbers and ``score`` a finite number. Returns ``(bbox, score)``; ids are the caller's to check."""
     if not isinstance(r, dict):
         raise ResultsError(f"{where}: expected an object with image_id, category_id, bbox, score")
     for key in ("image_id", "category_id", "bbox", "score"):
         if key not in r:
             raise ResultsError(f"{where}: {key!r} is missing")
+    b = r["bbox"]
+    if not (isinstance(b, (list, tuple)) and len(b) == 4 and
+            all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b)):
+        raise ResultsError(f"{where}: bbox {b!r} is not 4 finite numbers [x, y, w, h]")
+    s = r["score"]
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
+        raise ResultsError(f"{where}: score {s!r} is not a finite number")
+    return [float(v) for v in b], float(s)
 
 
 def check_results(coco_gt: COCO, results: List[dict], where: str = "detections") -> None:
     img_ids = set(coco_gt.getImgIds())
     cat_ids = set(coco_gt.getCatIds())
     for k, r in enumerate(results):
-        check_entry_keys(r, f"{where}[{k}]")
-        if r["image_id"] not in img_ids:
+        check_entry(r, f"{where}[{k}]")
+        if _hashable(r["image_id"]) not in img_ids:
             raise ResultsError(f"{where}[{k}]: image_id {r['image_id']!r} is not in the ground truth")
-        if r["category_id"] not in cat_ids:
+        if _hashable(r["category_id"]) not in cat_ids:
             raise ResultsError(f"{where}[{k}]: category_id {r['category_id']!r} is not in the ground truth")
-        b = r["bbox"]
-        if not (isinstance(b, (list, tuple)) and len(b) == 4 and
-                all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in b)):
-            raise ResultsError(f"{where}[{k}]: bbox {b!r} is not 4 finite numbers [x, y, w, h]")
-        s = r["score"]
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not np.isfinite(s):
-            raise ResultsError(f"{where}[{k}]: score {s!r} is not a finite number")
+
+
+def _hashable(v):
+    return v if isinstance(v, (int, str, float)) and not isinstance(v, bool) else repr(v)
 
 
 def _pct(v: float) -> Optional[float]:

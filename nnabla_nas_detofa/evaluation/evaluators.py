@@ -16,14 +16,13 @@ class name (e.g. ``"dog"``). Any metric works on either format: VOC metrics trea
 boxes as difficult; the COCO metric on VOC data turns difficult boxes into ``iscrowd`` regions.
 """
 import json
-import math
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ..data.coco import records_to_coco_json
-from ..data.dataset import DetectionDataset
-from .coco_ap import ResultsError, check_entry_keys, coco_evaluate, coco_from_json
+from ..data.records import DetectionDataset
+from .coco_ap import ResultsError, check_entry, coco_evaluate, coco_from_json
 from .voc_map import METRICS as VOC_METRICS
 from .voc_map import ground_truth_of, voc_evaluate
 
@@ -76,23 +75,16 @@ def results_to_detections(dataset: DetectionDataset, results: list, where: str =
     known = {r.image_id for r in dataset.records}
     per: Dict = {}
     for k, r in enumerate(results):
-        check_entry_keys(r, f"{where}[{k}]")
+        b, s = check_entry(r, f"{where}[{k}]")
         iid = r["image_id"]
-        if iid not in known:
+        if isinstance(iid, (dict, list)) or iid not in known:
             hint = " (VOC image ids are file stems, as strings)" if dataset.format == "voc" else ""
             raise ResultsError(f"{where}[{k}]: image_id {iid!r} is not in {dataset.split}{hint}")
-        lab = dataset.label_of(r["category_id"])
+        lab = None if isinstance(r["category_id"], (dict, list)) else dataset.label_of(r["category_id"])
         if lab is None:
             what = "a class name: " + ", ".join(dataset.class_names) if dataset.format == "voc" else \
                 "a category id of the annotation file"
             raise ResultsError(f"{where}[{k}]: category_id {r['category_id']!r} is not {what}")
-        b = r["bbox"]
-        if not (isinstance(b, (list, tuple)) and len(b) == 4 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b)):
-            raise ResultsError(f"{where}[{k}]: bbox {b!r} is not 4 finite numbers [x, y, w, h]")
-        s = r["score"]
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
-            raise ResultsError(f"{where}[{k}]: score {s!r} is not a finite number")
         per.setdefault(iid, ([], [], []))
         per[iid][0].append([b[0], b[1], b[0] + b[2], b[1] + b[3]])
         per[iid][1].append(float(s))

@@ -16,8 +16,12 @@ import nnabla as nn
 import nnabla.functions as F
 import numpy as np
 
-from nnabla_nas.contrib.model import Model
-import nnabla_nas.module as Mo
+from ..compat import ensure_host
+
+ensure_host()  # nnabla_nas.contrib cannot be imported from the 0.15.0 wheel alone
+
+from nnabla_nas.contrib.model import Model  # noqa: E402
+import nnabla_nas.module as Mo  # noqa: E402
 
 from ..detection.loss import centernet_losses
 from ..space import Arch, SupernetConfig, mflops

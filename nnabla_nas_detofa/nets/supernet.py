@@ -6,17 +6,21 @@ builds a new graph after each ``set_arch``/``sample_arch`` (``Runner.update_grap
 """
 from ..space import Arch, SupernetConfig, space_from_spec
 from ..space.arch import N_SLOTS, N_STAGES, STAGE_SLOTS
+from ..space.config import CONFIG_KEYS
 from .detector import DetectorNet
 
-CONFIG_KEYS = ("num_classes", "width_mult", "divisor", "neck_channels", "head_channels", "bn_decay", "bn_eps")
+NETWORK_KEYS = ("space", "weights", "arch")
 
 
-def check_ignored(kwargs: dict, where: str):
-    """NNablaNAS passes every key of a network's JSON object; unknown keys are accepted only when null."""
-    bad = sorted(k for k, v in kwargs.items() if v is not None)
+def network_config(kwargs: dict, where: str) -> SupernetConfig:
+    """The SupernetConfig of a network's keyword arguments (the ``CONFIG_KEYS``; defaults are
+    SupernetConfig's). NNablaNAS passes every key of a network's JSON object: any other key is
+    accepted only when null."""
+    cfg, rest = SupernetConfig.split_kwargs(kwargs, where)
+    bad = sorted(k for k, v in rest.items() if v is not None)
     if bad:
-        known = sorted(CONFIG_KEYS + ("space", "weights", "arch"))
-        raise TypeError(f"{where}: unknown argument(s) {bad}; known: {known}")
+        raise TypeError(f"{where}: unknown argument(s) {bad}; known: {sorted(CONFIG_KEYS + NETWORK_KEYS)}")
+    return cfg
 
 
 def supernet_widths(cfg: SupernetConfig) -> dict:
@@ -34,12 +38,8 @@ class DetOFASupernet(DetectorNet):
     initial path (default: the space's largest).
     """
 
-    def __init__(self, num_classes=20, width_mult=1.0, divisor=8, neck_channels=(256, 128, 64), head_channels=64,
-                 bn_decay=0.9, bn_eps=1e-5, space="ofa", weights=None, arch=None, **ignored_none):
-        check_ignored(ignored_none, "DetOFASupernet")
-        cfg = SupernetConfig.from_dict(dict(num_classes=num_classes, width_mult=width_mult, divisor=divisor,
-                                            neck_channels=tuple(neck_channels), head_channels=head_channels,
-                                            bn_decay=bn_decay, bn_eps=bn_eps))
+    def __init__(self, space="ofa", weights=None, arch=None, **config):
+        cfg = network_config(config, "DetOFASupernet")
         widths = supernet_widths(cfg)
         assert len(widths["mid"]) == N_SLOTS
         DetectorNet.__init__(self, cfg, widths)

@@ -40,15 +40,13 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..space import (BASE_DEPTHS, BLOCK_INDEX, EXPAND_CHOICES, SEQ_LEN, WIDTH_CHOICES, Arch, Buckets,
-                     SearchSpace, SupernetConfig, check_input_size, mflops, vocabulary)
-from ..space.arch import SLOT_POS, SLOT_STAGE
-from ..space.tokens import SKIP, stem_token, unit_token
+from ..atomic import atomic_path, write_json_atomic
+from ..space import BLOCK_INDEX, SEQ_LEN, Buckets, SearchSpace, SupernetConfig, check_input_size, mflops, vocabulary
+from ..space.tokens import Tokenizer, TokenError
 
 SCOPE = "path_filter"
 FORMAT = "nnabla_nas_detofa.path_filter"
 FORMAT_VERSION = 1
-UNKNOWN = "<unk>"
 MAX_LAYER_INDEX = SEQ_LEN - 1
 MAX_BLOCK_INDEX = max(BLOCK_INDEX)
 PE_NORMS = ("width", "index")
@@ -56,59 +54,6 @@ PE_NORMS = ("width", "index")
 
 class PathFilterError(ValueError):
     """Bad filter files or arguments; the message names the file or argument."""
-
-
-# --- tokens ----------------------------------------------------------------------------------
-class Tokenizer:
-    """Vectorised ``space.tokens.tokenize``: numpy lookup tables from the token strings, so a batch
-    of archs becomes an (N, 19) int32 array of vocabulary indices (0 = unknown token)."""
-
-    def __init__(self, vocab: Sequence[str]):
-        vocab = tuple(vocab)
-        if not vocab or vocab[0] != UNKNOWN:
-            raise PathFilterError(f"vocabulary must start with {UNKNOWN!r}")
-        if len(set(vocab)) != len(vocab):
-            raise PathFilterError("vocabulary has duplicate tokens")
-        self.vocab = vocab
-        index = {t: i for i, t in enumerate(vocab)}
-        nw, ne = len(WIDTH_CHOICES), len(EXPAND_CHOICES)
-        self.stem = np.zeros((2, nw, nw), np.int32)
-        for r in range(2):
-            for w0 in range(nw):
-                for w1 in range(nw):
-                    self.stem[r, w0, w1] = index.get(stem_token(bool(r), w0, w1), 0)
-        self.unit = np.zeros((nw, ne), np.int32)
-        for w in range(nw):
-            for e, ev in enumerate(EXPAND_CHOICES):
-                self.unit[w, e] = index.get(unit_token(WIDTH_CHOICES[w], ev), 0)
-        self.skip = index.get(SKIP, 0)
-        self._expand = np.array(EXPAND_CHOICES)
-        self._slot_stage = np.array(SLOT_STAGE)
-        self._slot_pos = np.array(SLOT_POS)
-        self._base = np.array(BASE_DEPTHS)
-
-    @classmethod
-    def from_space(cls, space: SearchSpace) -> "Tokenizer":
-        return cls(vocabulary(space))
-
-    def __len__(self):
-        return len(self.vocab)
-
-    def ids(self, archs: Sequence) -> np.ndarray:
-        archs = [a if isinstance(a, Arch) else Arch.from_dict(a, where=f"arch {i}") for i, a in enumerate(archs)]
-        n = len(archs)
-        if n == 0:
-            return np.zeros((0, SEQ_LEN), np.int32)
-        d = np.array([a.d for a in archs], np.int64)
-        w = np.array([a.w for a in archs], np.int64)
-        e = np.searchsorted(self._expand, np.array([a.e for a in archs], np.float64))
-        out = np.empty((n, SEQ_LEN), np.int32)
-        out[:, 0] = self.stem[(d[:, 0] == 2).astype(np.int64), w[:, 0], w[:, 1]]
-        slot_w = w[:, 2 + self._slot_stage]
-        depth = self._base[self._slot_stage][None, :] + d[:, 1 + self._slot_stage]
-        active = self._slot_pos[None, :] < depth
-        out[:, 1:] = np.where(active, self.unit[slot_w, e], self.skip)
-        return out
 
 
 def sinusoid(positions: Sequence[int], dim: int, max_pos: int) -> np.ndarray:
@@ -205,7 +150,10 @@ class PathFilter:
 
     def __init__(self, config: PathFilterConfig, seed: int = 0):
         self.config = config
-        self.tokenizer = Tokenizer(config.vocab)
+        try:
+            self.tokenizer = Tokenizer(config.vocab)
+        except TokenError as err:
+            raise PathFilterError(f"path filter vocabulary: {err}") from None
         self._root: "OrderedDict" = OrderedDict()
         self._graphs: Dict[int, Tuple] = {}
         wide = config.pe_norm == "width"
@@ -433,20 +381,9 @@ class PathFilter:
         nn, _, _ = _nn()
         if not h5_path.endswith(".h5"):
             raise PathFilterError(f"{h5_path}: the weights file must end in .h5")
-        folder = os.path.dirname(os.path.abspath(h5_path))
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{os.path.basename(h5_path)}.{os.getpid()}.tmp.h5")
-        try:
+        with atomic_path(h5_path, suffix=".h5") as tmp:
             nn.save_parameters(tmp, params=self.parameters())
-            os.replace(tmp, h5_path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        jp = self.json_path(h5_path)
-        tmpj = jp + f".{os.getpid()}.tmp"
-        with open(tmpj, "w", encoding="utf-8") as f:
-            json.dump(self.config.to_dict(), f, indent=1)
-        os.replace(tmpj, jp)
+        write_json_atomic(self.json_path(h5_path), self.config.to_dict(), indent=1)
 
     @classmethod
     def load(cls, h5_path: str) -> "PathFilter":

@@ -7,14 +7,15 @@ line of the first malformed line; the writer replaces the file atomically.
 """
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..atomic import write_lines_atomic
+from ..reading import iter_json_lines
 from ..space import Arch, ArchError, SearchSpace
+from ..space.arch import read_arch_entries
 
 CORE_KEYS = ("arch", "flops", "val_loss")
 
@@ -46,13 +47,6 @@ def _number(obj, key, where, positive=False) -> float:
     if positive and v <= 0:
         raise PathSetError(f"{where}: '{key}'={v}: expected a positive number")
     return v
-
-
-def _parse_line(line: str, where: str) -> Any:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as err:
-        raise PathSetError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
 
 
 def _arch(obj, where: str, space: Optional[SearchSpace]) -> Arch:
@@ -102,15 +96,9 @@ class PathSet:
 
     @classmethod
     def read(cls, path: str, space: Optional[SearchSpace] = None) -> "PathSet":
-        """Read a JSON Lines file (blank lines skipped). Raises PathSetError naming file:line, and
-        OSError when the file cannot be read."""
-        records = []
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{n}"
-                records.append(record_from_obj(_parse_line(line, where), where, space))
+        """Read a JSON Lines file (blank lines skipped). Raises PathSetError naming file:line (also
+        when the file cannot be read or is not UTF-8)."""
+        records = [record_from_obj(obj, where, space) for where, obj in iter_json_lines(path, PathSetError, "path set")]
         if not records:
             raise PathSetError(f"{path}: no paths in the file")
         return cls(records)
@@ -153,41 +141,16 @@ class PathSet:
         return np.array([r.val_loss for r in self.records], dtype=np.float64)
 
 
-def write_lines_atomic(path: str, lines: Sequence[str]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+def read_arch_lines(path: str) -> List[Tuple[str, Dict[str, Any], Arch, Optional[float]]]:
+    """Archs to score (any file ``space.arch.read_arch_entries`` reads); per arch, in order:
+    (where, the line's object (``{"arch": ...}`` for a bare arch), arch, its "flops" or None)."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def read_arch_lines(path: str) -> List[Tuple[int, Dict[str, Any], Arch, Optional[float]]]:
-    """Archs to score: each line is ``{"arch": {...}, ...}`` (optional "flops") or a bare arch dict.
-    Returns (line number, line object, arch, flops or None) per non-blank line, in order."""
+        entries = read_arch_entries(path)
+    except ArchError as err:
+        raise PathSetError(str(err)) from None
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            obj = _parse_line(line, where)
-            if not isinstance(obj, dict):
-                raise PathSetError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            if "arch" in obj:
-                arch = _arch(obj["arch"], where, None)
-                flops = _number(obj, "flops", where, positive=True) if "flops" in obj else None
-            else:
-                arch = _arch(obj, where, None)
-                flops = None
-            out.append((n, obj, arch, flops))
-    if not out:
-        raise PathSetError(f"{path}: no archs in the file")
+    for e in entries:
+        obj = e.obj if e.obj is not None else {"arch": e.arch.to_dict()}
+        flops = _number(obj, "flops", e.where, positive=True) if "flops" in obj else None
+        out.append((e.where, obj, e.arch, flops))
     return out

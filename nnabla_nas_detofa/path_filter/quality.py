@@ -24,6 +24,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from ..atomic import json_safe  # noqa: F401  (re-exported: reports are written with it)
+
 RATIOS = (0.2, 0.25, 0.3, 0.4)
 
 
@@ -111,14 +113,3 @@ def quality_report(scores, val_loss, bucket, flops: Optional[Sequence[float]] = 
     if flops is not None:
         rep["flops_only"] = _ranking(np.asarray(flops, np.float64), v, b, ratios)
     return rep
-
-
-def json_safe(obj):
-    """NaN -> None recursively, so the report is strict JSON."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

@@ -8,20 +8,13 @@ import os
 import shutil
 from typing import Callable, Dict, Optional
 
+from ..atomic import write_json_atomic
+
 MARKER = "COMPLETE"
 
 
 def _complete(path: str) -> bool:
     return os.path.isfile(os.path.join(path, MARKER)) and os.path.isfile(os.path.join(path, "checkpoint.json"))
-
-
-def write_json_atomic(path: str, obj, **kw) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, **kw)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_checkpoint(root: str, info: Dict, writers: Dict[str, Callable[[str], None]]) -> str:

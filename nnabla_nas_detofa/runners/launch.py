@@ -12,6 +12,7 @@ import time
 
 import nnabla as nn
 
+from ..space import SupernetConfig
 from .context import make_context, set_hydra_context, use_context
 
 TOP_KEYS = ("args", "dataloader", "network", "optimizer", "hparams")
@@ -95,7 +96,7 @@ def derive_shapes(conf, source):
     hp = conf["hparams"]
     size = _input_size(conf, source)
     net_name, net = next(iter(conf["network"].items()))
-    c = net.get("num_classes", 20)
+    c = net.get("num_classes", SupernetConfig().num_classes)
     h = size // 4
     shapes = {"input_shapes": [[3, size, size]],
               "target_shapes": [[c, h, h], [2, h, h], [2, h, h], [1, h, h]]}
@@ -189,7 +190,8 @@ def run_experiment(conf, source="experiment"):
     """Run one experiment; returns what the runner's ``run()`` returns."""
     import nnabla_nas.runner as runner_tables
 
-    import nnabla_nas_detofa  # noqa: F401  (registration)
+    from .. import register
+    register()
 
     conf = check_experiment(conf, source)
     args = conf["args"]

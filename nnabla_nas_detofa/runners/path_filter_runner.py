@@ -16,12 +16,11 @@ import time
 
 from nnabla_nas.runner.runner import Runner
 
+from ..atomic import write_json_atomic
 from ..evaluation.path_eval import PathEvaluator
 from ..path_filter import PathSet, train_path_filter, validation_quality
-from ..path_filter.quality import json_safe
 from ..space import Arch, space_from_spec
 from ..space.bucket_sampling import sample_per_bucket
-from .checkpoint import write_json_atomic
 
 HPARAM_DEFAULTS = {
     "space": "ofa",
@@ -134,7 +133,7 @@ class DetOFAPathFilterRunner(Runner):
             report = {"paths": len(pathset), "buckets": sample.buckets.to_dict(), "label_seconds": round(t_label, 1),
                       "filter_seconds": round(result.seconds, 1), "best_epoch": result.best_epoch,
                       "fine_tuned_from": hp["init"], "quality_on_validation_split": quality}
-            write_json_atomic(os.path.join(self.out, "quality.json"), json_safe(report), indent=1)
+            write_json_atomic(os.path.join(self.out, "quality.json"), report, indent=1)
             os.remove(os.path.join(self.out, "paths.partial.jsonl"))
             weak = quality["weak"].get("0.25", {})
             self.monitor.info(f"Path filter trained in {result.seconds:.1f}s on {len(pathset)} paths; validation "

@@ -6,7 +6,6 @@ With ``"space": "ofa"`` this is the paper's "OFA w/o PS" baseline (uniform sampl
 same path each step (the generator is seeded by the global step), so gradients all-reduce over
 one path. Checkpoints are atomic and a killed run resumes from the output folder.
 """
-import json
 import os
 import random
 import time
@@ -16,9 +15,10 @@ import numpy as np
 
 from nnabla_nas.runner.runner import Runner
 
+from ..atomic import atomic_path, write_json_atomic
 from ..evaluation.path_eval import PathEvaluator
-from ..space import Arch, SearchSpace, mflops, space_from_spec
-from .checkpoint import find_checkpoint, load_checkpoint_info, save_checkpoint, write_json_atomic
+from ..space import Arch, SearchSpace, flops_range, mflops, space_from_spec
+from .checkpoint import find_checkpoint, load_checkpoint_info, save_checkpoint
 
 HPARAM_DEFAULTS = {
     "space": "ofa",
@@ -240,15 +240,13 @@ class DetOFASupernetTrainer(Runner):
     def callback_on_finish(self):
         final = self.final_evaluation()
         if self.comm.rank == 0:
-            tmp = os.path.join(self.out, f"supernet.h5.tmp{os.getpid()}.h5")
-            nn.save_parameters(tmp, self.model.get_parameters())
-            os.replace(tmp, os.path.join(self.out, "supernet.h5"))
+            with atomic_path(os.path.join(self.out, "supernet.h5"), suffix=".h5") as tmp:
+                nn.save_parameters(tmp, self.model.get_parameters())
             space = self.space_at(max(self.cur_epoch - 1, 0))
             cfg, size = self.model.config, self.hparams["input_shapes"][0][-1]
             summary = {"epochs": self.cur_epoch, "steps": self.global_step, "space": space.to_dict(),
                        "space_size": space.size(), "input_size": size, "network": cfg.to_dict(),
-                       "flops_range_mflops": [mflops(space.extreme(False), cfg, size),
-                                              mflops(space.extreme(True), cfg, size)],
+                       "flops_range_mflops": list(flops_range(space, cfg, size)),
                        "test": final, "history": self.history}
             if self.args.get("save_nnp"):
                 summary["nnp"] = self.export_paths()

@@ -9,7 +9,10 @@
   stages 1-4.
 """
 import json
-from typing import Iterable, List, Sequence, Tuple
+import math
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+from ..reading import iter_json_lines, parse_json, read_text
 
 BASE_DEPTHS = (2, 2, 4, 2)
 DEPTH_CHOICES = (0, 1, 2)
@@ -92,11 +95,7 @@ class Arch:
 
     @classmethod
     def from_json(cls, text: str, where: str = "arch") -> "Arch":
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ArchError(f"{where}: not valid JSON ({err})") from None
-        return cls.from_dict(obj, where)
+        return cls.from_dict(parse_json(text, where, ArchError), where)
 
     def replace(self, d=None, e=None, w=None) -> "Arch":
         return Arch(self.d if d is None else d, self.e if e is None else e, self.w if w is None else w)
@@ -123,7 +122,7 @@ def _check(d, e, w, where) -> Tuple[tuple, tuple, tuple]:
         return list(v)
 
     def as_int(v, name, i):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or int(v) != v:
             raise ArchError(f"{where}['{name}'][{i}]={v!r}: expected an integer")
         return int(v)
 
@@ -143,7 +142,7 @@ def _check(d, e, w, where) -> Tuple[tuple, tuple, tuple]:
                             f"(indexing {list(WIDTH_CHOICES)})")
     ee = []
     for i, v in enumerate(e):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ArchError(f"{where}['e'][{i}]={v!r}: expected a number")
         k = _expand_key(v)
         if k is None:
@@ -152,40 +151,45 @@ def _check(d, e, w, where) -> Tuple[tuple, tuple, tuple]:
     return d, tuple(ee), w
 
 
-def load_archs(path: str) -> List[Arch]:
-    """Read archs from a JSON file (one arch or a list) or JSON Lines (one arch, or {"arch": ...}, a line)."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    stripped = text.strip()
-    if not stripped:
+class ArchEntry(NamedTuple):
+    """One arch read from a file: ``where`` (``file[i]`` or ``file:line``), the object it came in
+    (``{"arch": ..., ...}``; None for a bare arch dict) and the validated arch."""
+
+    where: str
+    obj: Optional[dict]
+    arch: "Arch"
+
+
+def read_arch_entries(path: str) -> List[ArchEntry]:
+    """Archs of a file: a JSON file holding one arch or a list, or JSON Lines; each item a bare
+    arch dict or an object with an ``"arch"`` key (extra keys kept in ``obj``). The one arch
+    reader of the package; every problem is an ArchError naming the file (and item or line)."""
+    text = read_text(path, ArchError, "arch file")
+    if not text.strip():
         raise ArchError(f"{path}: empty file")
+    items = None
     try:
-        obj = json.loads(stripped)
-    except json.JSONDecodeError:
-        obj = None
-    if obj is not None:
-        items = obj if isinstance(obj, list) else [obj]
-        return [Arch.from_dict(_unwrap(a), where=f"{path}[{i}]") for i, a in enumerate(items)]
-    archs = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        archs.append(Arch.from_json(line, where=f"{path}:{n}") if '"arch"' not in line
-                     else Arch.from_dict(_unwrap(_loads_line(line, path, n)), where=f"{path}:{n}"))
-    return archs
+        whole = parse_json(text, path, ArchError)
+    except ArchError as err:
+        if "nested too deeply" in str(err) or len(text.strip().splitlines()) == 1:
+            raise
+        whole = None  # not one JSON document: JSON Lines
+    if whole is not None:
+        seq = whole if isinstance(whole, list) else [whole]
+        if not seq:
+            raise ArchError(f"{path}: the list holds no arch")
+        items = [(f"{path}[{i}]", o) for i, o in enumerate(seq)]
+    else:
+        items = list(iter_json_lines(path, ArchError, "arch file"))
+    out = []
+    for where, o in items:
+        if isinstance(o, dict) and "arch" in o:
+            out.append(ArchEntry(where, o, Arch.from_dict(o["arch"], where=f"{where}['arch']")))
+        else:
+            out.append(ArchEntry(where, None, Arch.from_dict(o, where=where)))
+    return out
 
 
-def _loads_line(line, path, n):
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as err:
-        raise ArchError(f"{path}:{n}: not valid JSON ({err})") from None
-
-
-def _unwrap(obj):
-    return obj["arch"] if isinstance(obj, dict) and "arch" in obj else obj
-
-
-def iter_slots_of_stage(stage: int) -> Iterable[int]:
-    first = STAGE_FIRST_SLOT[stage]
-    return range(first, first + STAGE_SLOTS[stage])
+def load_archs(path: str) -> List["Arch"]:
+    """The archs of ``read_arch_entries(path)``, in order."""
+    return [e.arch for e in read_arch_entries(path)]

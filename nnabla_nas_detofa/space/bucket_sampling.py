@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .arch import BASE_DEPTHS, N_SLOTS, N_STAGES, SLOT_POS, SLOT_STAGE, Arch
-from .buckets import Buckets
+from .buckets import Buckets, flops_range
 from .config import SupernetConfig
 from .flops import mflops
 from .spaces import SearchSpace
@@ -133,10 +133,6 @@ def _as_rng(rng) -> random.Random:
     raise TypeError(f"rng={rng!r}: expected a random.Random, an int seed or None")
 
 
-def _range_of(space: SearchSpace, cfg, input_size) -> Tuple[float, float]:
-    return mflops(space.extreme(False), cfg, input_size), mflops(space.extreme(True), cfg, input_size)
-
-
 class _BucketWalker:
     def __init__(self, space: SearchSpace, cfg: SupernetConfig, input_size: int, buckets: Buckets, b: int,
                  rng: random.Random):
@@ -231,7 +227,7 @@ def sample_per_bucket(space: Union[SearchSpace, Sequence[SearchSpace]], cfg: Sup
     rng = _as_rng(rng)
     if isinstance(space, SearchSpace):
         if buckets is None:
-            lo, hi = _range_of(space, cfg, input_size)
+            lo, hi = flops_range(space, cfg, input_size)
             buckets = Buckets(lo, hi, n_buckets)
         spaces = [space] * buckets.n
     else:
@@ -245,7 +241,7 @@ def sample_per_bucket(space: Union[SearchSpace, Sequence[SearchSpace]], cfg: Sup
     out_archs, out_flops, repeated = [], [], []
     for b in range(buckets.n):
         lo_b, hi_b = buckets.bounds(b)
-        slo, shi = _range_of(spaces[b], cfg, input_size)
+        slo, shi = flops_range(spaces[b], cfg, input_size)
         if buckets.index(shi) < b or buckets.index(slo) > b:
             raise SamplingError(f"bucket {b} [{lo_b:.3f}, {hi_b:.3f}) MFLOPs: the space spans "
                                 f"[{slo:.3f}, {shi:.3f}] MFLOPs and has no path there")

@@ -1,10 +1,9 @@
 """FLOPs buckets: equal-width bins between the min and max FLOPs of a space (DetOFA §3.1)."""
 from dataclasses import dataclass
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 
-from .arch import Arch
 from .config import SupernetConfig
 from .flops import mflops
 from .spaces import SearchSpace
@@ -47,11 +46,11 @@ class Buckets:
         return {"lo": self.lo, "hi": self.hi, "n": self.n}
 
 
+def flops_range(space: SearchSpace, cfg: SupernetConfig, input_size: int) -> Tuple[float, float]:
+    """(MFLOPs of the smallest path, MFLOPs of the largest path) of ``space``: the bucket range."""
+    return mflops(space.extreme(False), cfg, input_size), mflops(space.extreme(True), cfg, input_size)
+
+
 def space_buckets(space: SearchSpace, cfg: SupernetConfig, input_size: int, n: int = 5) -> Buckets:
-    lo = mflops(space.extreme(False), cfg, input_size)
-    hi = mflops(space.extreme(True), cfg, input_size)
-    return Buckets(lo, hi, n)
-
-
-def arch_bucket(arch: Arch, buckets: Buckets, cfg: SupernetConfig, input_size: int) -> int:
-    return buckets.index(mflops(arch, cfg, input_size))
+    """``n`` equal-width FLOPs buckets over ``flops_range`` (DetOFA §3.1)."""
+    return Buckets(*flops_range(space, cfg, input_size), n)

@@ -3,7 +3,8 @@
 One place computes every channel count, so the elastic network, the extracted static network and
 the analytic FLOPs can never disagree.
 """
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from typing import Dict, Tuple
 
@@ -35,34 +36,56 @@ class SupernetConfig:
     num_classes: int = 20
     width_mult: float = 1.0
     divisor: int = 8
-    neck_channels: Tuple[int, int, int] = (256, 128, 64)
+    neck_channels: Tuple[int, int, int] = (256, 256, 256)   # CenterNet msra_resnet / NNabla's CenterNet
     head_channels: int = 64
     bn_decay: float = 0.9
     bn_eps: float = 1e-5
     stem_channels: Tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        if not (isinstance(self.num_classes, int) and self.num_classes >= 1):
-            raise ConfigError(f"num_classes={self.num_classes!r}: expected a positive integer")
-        if not (0 < float(self.width_mult) <= 4):
-            raise ConfigError(f"width_mult={self.width_mult!r}: expected a number in (0, 4]")
-        if not (isinstance(self.divisor, int) and self.divisor >= 1):
-            raise ConfigError(f"divisor={self.divisor!r}: expected a positive integer")
-        if len(self.neck_channels) != 3:
-            raise ConfigError(f"neck_channels={self.neck_channels!r}: expected 3 values")
-        object.__setattr__(self, "neck_channels", tuple(int(c) for c in self.neck_channels))
+        def number(name, lo, hi, lo_open=True):
+            v = getattr(self, name)
+            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v <= hi and \
+                (v > lo if lo_open else v >= lo)
+            if not ok:
+                raise ConfigError(f"{name}={v!r}: expected a number in {'(' if lo_open else '['}{lo:g}, {hi:g}]")
+            object.__setattr__(self, name, float(v))
+
+        def integer(name, lo):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"{name}={v!r}: expected an integer >= {lo}")
+
+        integer("num_classes", 1)
+        number("width_mult", 0, 4)
+        integer("divisor", 1)
+        integer("head_channels", 1)
+        number("bn_decay", 0, 1)
+        number("bn_eps", 0, 1)
+        nc = self.neck_channels
+        if not (isinstance(nc, (list, tuple)) and len(nc) == 3 and
+                all(not isinstance(c, bool) and isinstance(c, int) and c >= 1 for c in nc)):
+            raise ConfigError(f"neck_channels={nc!r}: expected 3 positive integers")
+        object.__setattr__(self, "neck_channels", tuple(int(c) for c in nc))
         object.__setattr__(self, "stem_channels", tuple(self._div(STEM_WIDTH * w) for w in WIDTH_CHOICES))
 
     @classmethod
     def from_dict(cls, obj: Dict, where: str = "network") -> "SupernetConfig":
-        known = {"num_classes", "width_mult", "divisor", "neck_channels", "head_channels", "bn_decay", "bn_eps"}
-        unknown = sorted(set(obj) - known)
+        if not isinstance(obj, dict):
+            raise ConfigError(f"{where}: expected an object of supernet settings {list(CONFIG_KEYS)}")
+        unknown = sorted(set(obj) - set(CONFIG_KEYS))
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(CONFIG_KEYS)}")
         try:
             return cls(**obj)
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
+
+    @classmethod
+    def split_kwargs(cls, kwargs: Dict, where: str = "network") -> Tuple["SupernetConfig", Dict]:
+        """(config from the ``CONFIG_KEYS`` among ``kwargs``, the remaining keyword arguments)."""
+        rest = dict(kwargs)
+        return cls.from_dict({k: rest.pop(k) for k in CONFIG_KEYS if k in rest}, where), rest
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -108,6 +131,10 @@ class SupernetConfig:
                 for i in range(len(arch.e))]
         return {"stem_mid": self.stem_mid_list()[arch.w[0]], "stem_out": self.stem_out_list()[arch.w[1]],
                 "stage_out": stage_out, "mid": mids}
+
+
+# constructor keys of a SupernetConfig, in field order (the one list network arguments are checked against)
+CONFIG_KEYS = tuple(f.name for f in fields(SupernetConfig) if f.init)
 
 
 def check_input_size(size, where="input_size") -> int:

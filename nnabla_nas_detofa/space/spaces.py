@@ -7,7 +7,7 @@ every decision point, the tuple of allowed choices. CompOFA* couples each stage'
 import random
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .arch import (DEPTH_CHOICES, EXPAND_CHOICES, N_SLOTS, N_STAGES, STAGE_FIRST_SLOT, STAGE_SLOTS,
+from .arch import (DEPTH_CHOICES, EXPAND_CHOICES, N_SLOTS, N_STAGES, STAGE_FIRST_SLOT,
                    BASE_DEPTHS, STEM_DEPTH_CHOICES, WIDTH_CHOICES, Arch, ArchError)
 
 Decision = Tuple[str, int]
