@@ -18,7 +18,8 @@ def focal_loss_np(logits, gt):
 
 
 def l1_np(pred, gt, mask):
-    return (np.abs(pred - gt) * mask).sum() / max(mask.sum(), 1)
+    # CenterNet's RegL1Loss: the mask expanded to both channels counts 2 values per object
+    return (np.abs(pred - gt) * mask).sum() / max(2 * mask.sum(), 1)
 
 
 def run(fn, *arrays):
@@ -56,7 +57,7 @@ def test_focal_loss_random_batch_against_numpy():
     assert run(focal_loss, logits, gt) == pytest.approx(focal_loss_np(logits, gt), rel=1e-4)
 
 
-def test_l1_sums_both_values_per_object_and_divides_by_objects():
+def test_l1_is_the_mean_over_both_values_of_each_object():
     pred = np.zeros((1, 2, 2, 2))
     gt = np.zeros((1, 2, 2, 2))
     mask = np.zeros((1, 1, 2, 2))
@@ -64,7 +65,7 @@ def test_l1_sums_both_values_per_object_and_divides_by_objects():
     gt[0, :, 0, 0] = (1.0, 2.0)     # object 1: |0-1| + |0-2| = 3
     gt[0, :, 1, 1] = (0.5, -0.5)    # object 2: 0.5 + 0.5 = 1
     gt[0, :, 0, 1] = (9.0, 9.0)     # not an object centre: ignored
-    assert run(masked_l1_loss, pred, gt, mask) == pytest.approx((3 + 1) / 2)
+    assert run(masked_l1_loss, pred, gt, mask) == pytest.approx((3 + 1) / 4)  # 2 objects x 2 values
     assert run(masked_l1_loss, pred, gt, np.zeros_like(mask)) == 0.0
 
 
@@ -94,8 +95,8 @@ def test_centernet_losses_combination_and_gradients():
     for o in outs:
         o.grad.zero()
     terms["loss"].backward()
-    # size gradient: 0.1 * sign(pred - gt) / 3 objects at centres, 0 elsewhere
-    expect = 0.1 * np.sign(wh - wh_t) * mask / 3
+    # size gradient: 0.1 * sign(pred - gt) / (3 objects x 2 values) at centres, 0 elsewhere
+    expect = 0.1 * np.sign(wh - wh_t) * mask / 6
     np.testing.assert_allclose(outs[1].g, expect, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError):
         centernet_losses(outs, tgts[:3])

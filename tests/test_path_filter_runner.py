@@ -8,7 +8,7 @@ from nnabla_nas_detofa.runners.launch import run_experiment
 
 def experiment(root, out, **hp):
     h = {"epoch": 1, "batch_size_train": 4, "batch_size_valid": 4, "mini_batch_train": 4, "mini_batch_valid": 4,
-         "paths_per_bucket": 4, "n_buckets": 3, "bn_calib_batches": 1, "valid_batches": 1, "seed": 0,
+         "paths_per_bucket": 4, "n_buckets": 3, "bn_calib_images": 8, "seed": 0,
          "filter": {"epochs": 3, "batch_size": 4}}
     h.update(hp)
     return {

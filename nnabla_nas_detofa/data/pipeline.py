@@ -200,21 +200,21 @@ class DetectionLoader:
         image, _, t = self._load(rec, None, with_targets=False)
         return image, EvalMeta(rec.image_id, rec.width, rec.height, t.affine, t.inverse, rec)
 
-    def iterate_eval(self, batch_size: Optional[int] = None, pad: bool = False,
-                     records: Optional[Sequence[ImageRecord]] = None
-                     ) -> Iterator[Tuple[np.ndarray, List[EvalMeta]]]:
-        """Yield ``(images (b, 3, S, S), metas)`` over ``records`` (default: this loader's) once, in
-        order, letterboxed; see module doc."""
-        bs = batch_size or self.batch_size
-        recs = self.records if records is None else list(records)
+    def _measure_task(self, rec: ImageRecord, with_targets: bool):
+        image, tg, _ = self._load(rec, None, with_targets=with_targets)
+        return image, tg
+
+    def _ordered(self, recs: Sequence[ImageRecord], bs: int, task) -> Iterator[list]:
+        """``[task(r) for r in chunk]`` for consecutive chunks of ``bs`` records, in order, with
+        ``prefetch`` chunks in flight on the thread pool."""
         starts = list(range(0, len(recs), bs))
         pool = self._pool
 
         def submit(s):
             chunk = recs[s:s + bs]
             if pool is None:
-                return [self._eval_task(r) for r in chunk]
-            return [pool.submit(self._eval_task, r) for r in chunk]
+                return [task(r) for r in chunk]
+            return [pool.submit(task, r) for r in chunk]
 
         pending = collections.deque(submit(s) for s in starts[:self.prefetch])
         nxt = len(pending)
@@ -223,12 +223,31 @@ class DetectionLoader:
             if nxt < len(starts):
                 pending.append(submit(starts[nxt]))
                 nxt += 1
-            got = [f.result() for f in items] if pool is not None else items
+            yield [f.result() for f in items] if pool is not None else items
+
+    def iterate_eval(self, batch_size: Optional[int] = None, pad: bool = False,
+                     records: Optional[Sequence[ImageRecord]] = None
+                     ) -> Iterator[Tuple[np.ndarray, List[EvalMeta]]]:
+        """Yield ``(images (b, 3, S, S), metas)`` over ``records`` (default: this loader's) once, in
+        order, letterboxed; see module doc."""
+        bs = batch_size or self.batch_size
+        recs = self.records if records is None else list(records)
+        for got in self._ordered(recs, bs, self._eval_task):
             images = [g[0] for g in got]
             metas = [g[1] for g in got]
             if pad and len(images) < bs:
                 images += [images[-1]] * (bs - len(images))
             yield np.stack(images), metas
+
+    def eval_batches(self, records: Sequence[ImageRecord], batch_size: int, with_targets: bool = True
+                     ) -> Iterator[Tuple[np.ndarray, Optional[List[np.ndarray]]]]:
+        """Yield ``(images, [heatmap, wh, reg, mask] or None)`` over ``records`` once, in order,
+        letterboxed (no augmentation); the last batch holds the remaining images (no padding)."""
+        task = lambda r: self._measure_task(r, with_targets)  # noqa: E731
+        for got in self._ordered(list(records), batch_size, task):
+            images = np.stack([g[0] for g in got])
+            targets = [np.stack([g[1][j] for g in got]) for j in range(4)] if with_targets else None
+            yield images, targets
 
     def close(self):
         self.reset()

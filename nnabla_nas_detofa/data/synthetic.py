@@ -191,6 +191,30 @@ def voc_xml(image_id: str, width: int, height: int, objects: List[dict], folder:
     return ET.tostring(root, encoding="utf-8") + b"\n"
 
 
+SYNTHETIC_OPTIONS = {  # option: (type, lowest value) of make_synthetic_voc's keyword arguments
+    "num_train": (int, 1), "num_val": (int, 0), "image_size": (int, 32), "seed": (int, 0),
+    "max_objects": (int, 1), "aspect_jitter": (float, 0.0), "jpeg_quality": (int, 1), "workers": (int, 1),
+}
+
+
+def check_synthetic_options(spec: dict) -> dict:
+    """The options of an experiment's ``"synthetic"`` object (``make_synthetic_voc`` arguments);
+    ValueError naming the option on an unknown key, a wrong type or an out-of-range value."""
+    unknown = sorted(set(spec) - set(SYNTHETIC_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown}; known: {sorted(SYNTHETIC_OPTIONS)}")
+    for k, v in spec.items():
+        kind, low = SYNTHETIC_OPTIONS[k]
+        ok = not isinstance(v, bool) and (isinstance(v, int) if kind is int else isinstance(v, (int, float)))
+        if not ok or not math.isfinite(v) or v < low:
+            raise ValueError(f"{k}={v!r}: expected {'an integer' if kind is int else 'a number'} >= {low:g}")
+    if spec.get("aspect_jitter", 0) >= 1:
+        raise ValueError(f"aspect_jitter={spec['aspect_jitter']!r}: must be in [0, 1)")
+    if spec.get("jpeg_quality", 90) > 100:
+        raise ValueError(f"jpeg_quality={spec['jpeg_quality']!r}: must be in 1..100")
+    return spec
+
+
 def make_synthetic_voc(out: str, num_train: int = 256, num_val: int = 64, image_size: int = 128, seed: int = 0,
                        max_objects: int = 4, aspect_jitter: float = 0.25, jpeg_quality: int = 90,
                        overwrite: bool = False, workers: int = 4) -> dict:

@@ -28,7 +28,7 @@ from ..space import Arch, SupernetConfig, mflops
 from ..space.arch import N_STAGES, STAGE_FIRST_SLOT, STAGE_SLOTS, STAGE_STRIDES
 from .blocks import Bottleneck, DeconvBN, Head, Stem
 from .bn_calibration import recalibrate_bn
-from .elastic import ElasticBN, Param
+from .elastic import ElasticBN, Param, host_view
 
 IMAGE_MEAN = (123.675, 116.28, 103.53)   # ImageNet RGB mean x 255
 IMAGE_STD = (58.395, 57.12, 57.375)      # ImageNet RGB std x 255
@@ -104,6 +104,24 @@ class DetectorNet(Model):
         Done automatically when a BatchNorm builds its next graph (``recalibrate_bn`` included)
         and in ``get_parameters``; the trainer calls it after every training forward/backward."""
         return sum(bn.commit_statistics() for bn in self.elastic_bns())
+
+    def snapshot(self) -> dict:
+        """What a measurement may change: the arch, every BatchNorm's running statistics (pending
+        updates committed first) and every module's training flag (see ``restore``)."""
+        self.commit_bn_statistics()
+        return {"arch": self._arch,
+                "bn": [(host_view(bn.mean.data).copy(), host_view(bn.var.data).copy()) for bn in self.elastic_bns()],
+                "training": [m.__dict__.get("_training", True) for m in self._all_modules()]}
+
+    def restore(self, snap: dict) -> None:
+        """Put the network back into the state of ``snapshot()``."""
+        self._arch = snap["arch"]
+        for bn, (mean, var) in zip(self.elastic_bns(), snap["bn"]):
+            bn.forget_tracked()
+            host_view(bn.mean.data)[...] = mean
+            host_view(bn.var.data)[...] = var
+        for m, t in zip(self._all_modules(), snap["training"]):
+            m.__dict__["_training"] = t
 
     def apply(self, memo=None, **kargs):
         """``Module.apply``. ``apply(training=mode)`` alone (NNablaNAS's runner, before every graph
@@ -186,8 +204,21 @@ class DetectorNet(Model):
             p.d = a
 
     def load_parameters(self, path, raise_if_missing=True):
-        """Load weights saved by ``save_parameters`` (.h5); strict: every parameter, same shapes."""
+        """Load weights saved by ``save_weights`` (.h5); strict: every parameter, same shapes."""
         self.set_parameter_arrays(read_parameters(path), where=str(path))
+
+    #: a supernet's weight file carries this entry: a static network built from it must re-calibrate
+    #: its BatchNorm statistics (they are those of every path trained, not of its own)
+    SUPERNET_MARKER = "detofa_supernet_weights"
+
+    def save_weights(self, path) -> None:
+        """Every parameter (``nn.save_parameters``); a supernet's file also holds ``SUPERNET_MARKER``."""
+        params = OrderedDict(self.get_parameters())
+        if self.is_supernet:
+            params[self.SUPERNET_MARKER] = nn.Variable.from_numpy_array(np.ones(1, np.float32))
+        nn.save_parameters(path, params)
+
+    is_supernet = False
 
     def summary(self):
         n = sum(int(np.prod(p.shape)) for p in self.get_parameters(grad_only=True).values())

@@ -265,6 +265,10 @@ class ElasticBN(Mo.Module):
             wrote = True
         return wrote
 
+    def forget_tracked(self) -> None:
+        """Drop the tracked training graph (its statistics were committed or are to be discarded)."""
+        self._tracked = None
+
     @property
     def has_pending_statistics(self) -> bool:
         """Whether the tracked training graph was forwarded since its last commit."""

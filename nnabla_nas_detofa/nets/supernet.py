@@ -50,6 +50,8 @@ class DetOFASupernet(DetectorNet):
         if weights:
             self.load_parameters(weights)
 
+    is_supernet = True
+
     def set_arch(self, arch) -> Arch:
         """Make ``arch`` (Arch or dict) the path that ``call`` builds; it must be in the space."""
         self._arch = self.space.validate(arch)

@@ -3,7 +3,7 @@ training / fine-tuning and quality metrics. Depends on ``space`` (and NNabla for
 from .loss import pair_targets, pairwise_hinge_loss
 from .model import PathFilter, PathFilterConfig, PathFilterError, Tokenizer, default_vocabulary, sinusoid
 from .pathset import PathRecord, PathSet, PathSetError, read_arch_lines
-from .quality import RATIOS, kendall_tau, quality_report, weak_detection
+from .quality import RATIOS, kendall_tau, kendall_tau_per_bucket, kendall_tau_within, quality_report, weak_detection
 from .synthetic import SyntheticTask, synthetic_pathset
 from .train import TrainResult, evaluate, resolve_buckets, split_indices, train_path_filter, validation_quality
 

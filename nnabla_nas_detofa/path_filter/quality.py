@@ -80,14 +80,29 @@ def weak_detection(scores, val_loss, bucket, ratio: float) -> Dict[str, float]:
             "n_weak": n_true}
 
 
+def kendall_tau_per_bucket(x, y, bucket) -> Dict[str, float]:
+    """Kendall's tau-b of x and y inside each bucket, keyed by the bucket index as a string."""
+    x = np.asarray(x, np.float64).reshape(-1)
+    y = np.asarray(y, np.float64).reshape(-1)
+    b = np.asarray(bucket).reshape(-1)
+    out = {}
+    for bk in np.unique(b):
+        idx = np.flatnonzero(b == bk)
+        out[str(int(bk))] = kendall_tau(x[idx], y[idx])
+    return out
+
+
+def kendall_tau_within(x, y, bucket) -> float:
+    """The mean of ``kendall_tau_per_bucket`` over the buckets where it is defined (NaN if none)."""
+    finite = [t for t in kendall_tau_per_bucket(x, y, bucket).values() if not math.isnan(t)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def _ranking(scores, val_loss, bucket, ratios) -> Dict:
     s = np.asarray(scores, np.float64).reshape(-1)
     v = np.asarray(val_loss, np.float64).reshape(-1)
     b = np.asarray(bucket).reshape(-1)
-    per_bucket = {}
-    for bk in np.unique(b):
-        idx = np.flatnonzero(b == bk)
-        per_bucket[str(int(bk))] = kendall_tau(s[idx], -v[idx])
+    per_bucket = kendall_tau_per_bucket(s, -v, b)
     finite = [t for t in per_bucket.values() if not math.isnan(t)]
     return {"kendall_tau": kendall_tau(s, -v),
             "kendall_tau_bucket": per_bucket,

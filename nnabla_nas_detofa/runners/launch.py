@@ -7,21 +7,40 @@ up by name in NNablaNAS's own tables, where ``nnabla_nas_detofa.registry`` put o
 """
 import copy
 import inspect
+import json
 import os
 import time
 
 import nnabla as nn
 
-from ..space import SupernetConfig
-from .context import make_context, set_hydra_context, use_context
+from ..atomic import write_json_atomic, write_text_atomic
+from ..space import ConfigError, SupernetConfig
+from . import RUNNERS
+from .context import CONTEXTS, make_context, set_hydra_context, use_context
+from .schema import Bool, Choice, Custom, SchemaError, Str, validate
+
+RUN_FILE = "run.json"
 
 TOP_KEYS = ("args", "dataloader", "network", "optimizer", "hparams")
-ARG_DEFAULTS = {"algorithm": None, "search": None, "context": "cpu", "device_id": "0", "type_config": "float",
-                "output_path": None, "save_nnp": False}
+ARGS = {
+    "algorithm": Str(nullable=True, default=None),
+    "search": Bool(nullable=True, default=None),
+    "context": Choice(CONTEXTS, default="cpu"),
+    "device_id": Custom(lambda v, w: _device_id(v, w), "a GPU index (integer or digit string)", default="0"),
+    "type_config": Choice(("float", "half", "mixed_half"), default="float"),
+    "output_path": Str(nullable=True, default=None),
+    "save_nnp": Bool(default=False),
+}
 
 
 class ExperimentError(ValueError):
     """A problem in the experiment file; the message names the key path."""
+
+
+def _device_id(v, where):
+    if isinstance(v, bool) or not (isinstance(v, int) and v >= 0 or isinstance(v, str) and v.isdigit()):
+        raise ValueError(f"{where}={v!r}: expected a GPU index (integer or digit string)")
+    return str(v)
 
 
 class SingleProcess:
@@ -45,8 +64,16 @@ def make_communicator(ctx):
     return CommunicatorWrapper(ctx)
 
 
+def _schema(source, fn, *a):
+    """``fn(*a)`` with a SchemaError turned into an ExperimentError that starts with ``source``."""
+    try:
+        return fn(*a)
+    except SchemaError as err:
+        raise ExperimentError(f"{source}: {err}") from None
+
+
 def check_experiment(conf, source="experiment"):
-    """Validate the structure and fill defaults; returns a deep copy."""
+    """Validate the structure and ``args``, fill defaults; returns a deep copy."""
     if not isinstance(conf, dict):
         raise ExperimentError(f"{source}: the top level must be an object with keys {list(TOP_KEYS)}")
     conf = copy.deepcopy(conf)
@@ -62,59 +89,118 @@ def check_experiment(conf, source="experiment"):
     for key in ("dataloader", "network"):
         if len(conf[key]) != 1:
             raise ExperimentError(f"{source}: '{key}' must name exactly one entry, got {list(conf[key])}")
+        (name, attrs), = conf[key].items()
+        if not isinstance(attrs, dict):
+            raise ExperimentError(f"{source}: '{key}.{name}' must be an object")
     conf.setdefault("optimizer", {})
-    args = dict(ARG_DEFAULTS)
+    if not isinstance(conf["optimizer"], dict):
+        raise ExperimentError(f"{source}: 'optimizer' must be an object of solvers, e.g. "
+                              '{"train": {"name": "Adam", "lr": 5e-4}}')
     given = conf.get("args", {})
     if not isinstance(given, dict):
         raise ExperimentError(f"{source}: 'args' must be an object")
-    bad = sorted(set(given) - set(ARG_DEFAULTS))
-    if bad:
-        raise ExperimentError(f"{source}: unknown key(s) in 'args': {bad}; known: {sorted(ARG_DEFAULTS)}")
-    args.update({k: v for k, v in given.items() if v is not None})
+    args = _schema(source, validate, {k: v for k, v in given.items() if v is not None or k not in ARGS}, ARGS,
+                   "args")
     conf["args"] = args
     if not args["algorithm"]:
         raise ExperimentError(f"{source}: missing 'args.algorithm' (or the -a flag)")
-    hp = conf["hparams"]
-    for k in ("epoch", "batch_size_train", "batch_size_valid", "mini_batch_train", "mini_batch_valid"):
-        if k not in hp:
-            raise ExperimentError(f"{source}: missing key 'hparams.{k}'")
-        if isinstance(hp[k], bool) or not isinstance(hp[k], int) or hp[k] < (0 if k == "epoch" else 1):
-            raise ExperimentError(f"{source}: 'hparams.{k}'={hp[k]!r} must be a positive integer")
     return conf
+
+
+def runner_class(name: str, source: str):
+    import nnabla_nas.runner as runner_tables
+    cls = runner_tables.__dict__.get(name)
+    if cls is None or name not in runner_tables.__all__:
+        ours = [n for n in runner_tables.__all__ if n in RUNNERS]
+        raise ExperimentError(f"{source}: unknown algorithm 'args.algorithm'={name!r}; DetOFA runners: {ours}")
+    return cls
+
+
+def check_hparams(conf, cls, source):
+    """The runner's hparams schema (``DetOFARunner.check_hparams``) over ``conf['hparams']``."""
+    if hasattr(cls, "check_hparams"):
+        conf["hparams"] = _schema(source, cls.check_hparams, conf["hparams"], "hparams")
+    return conf["hparams"]
 
 
 def _input_size(conf, source):
     name, dl = next(iter(conf["dataloader"].items()))
-    size = dl.get("input_size")
-    if not isinstance(size, int) or size % 32 or size <= 0:
+    size = dl.get("input_size", 384)
+    if isinstance(size, bool) or not isinstance(size, int) or size % 32 or size <= 0:
         raise ExperimentError(f"{source}: 'dataloader.{name}.input_size'={size!r} must be a positive multiple of 32")
     return size
+
+
+def network_settings(conf, source) -> SupernetConfig:
+    """The supernet settings of the network entry (SupernetConfig), checked before any work."""
+    name, net = next(iter(conf["network"].items()))
+    try:
+        cfg, _ = SupernetConfig.split_kwargs(net, f"network.{name}")
+    except ConfigError as err:
+        raise ExperimentError(f"{source}: {err}") from None
+    return cfg
 
 
 def derive_shapes(conf, source):
     """CenterNet placeholders: image (3,S,S); targets heatmap (C,S/4,S/4), wh, reg (2,..), mask (1,..)."""
     hp = conf["hparams"]
     size = _input_size(conf, source)
-    net_name, net = next(iter(conf["network"].items()))
-    c = net.get("num_classes", SupernetConfig().num_classes)
+    c = network_settings(conf, source).num_classes
     h = size // 4
     shapes = {"input_shapes": [[3, size, size]],
               "target_shapes": [[c, h, h], [2, h, h], [2, h, h], [1, h, h]]}
     for k, v in shapes.items():
-        if k in hp and hp[k] != v:
+        if hp.get(k) is not None and hp[k] != v:
             raise ExperimentError(f"{source}: 'hparams.{k}'={hp[k]} disagrees with input_size {size} and "
                                   f"num_classes {c} (expected {v}); remove it to derive it")
         hp[k] = v
 
 
 def check_batches(hp, n_procs, source):
+    """``batch_size_*`` are global (NNablaNAS): each of the ``n_procs`` processes takes its share, in
+    forward passes of ``mini_batch_*`` images (default: the whole share)."""
     for kind in ("train", "valid"):
-        bs, mbs = hp[f"batch_size_{kind}"], hp[f"mini_batch_{kind}"]
+        bs = hp[f"batch_size_{kind}"]
         if bs % n_procs:
             raise ExperimentError(f"{source}: 'hparams.batch_size_{kind}'={bs} must divide by the {n_procs} processes")
-        if (bs // n_procs) % mbs:
-            raise ExperimentError(f"{source}: per-process batch {bs // n_procs} must divide by "
-                                  f"'hparams.mini_batch_{kind}'={mbs}")
+        per = bs // n_procs
+        mbs = hp.get(f"mini_batch_{kind}")
+        if mbs is None:
+            hp[f"mini_batch_{kind}"] = mbs = per
+        if per % mbs:
+            raise ExperimentError(f"{source}: per-process batch {per} ('hparams.batch_size_{kind}'={bs} over "
+                                  f"{n_procs} process(es)) must divide by 'hparams.mini_batch_{kind}'={mbs}; "
+                                  f"leave mini_batch_{kind} out to use the whole per-process batch")
+
+
+def check_output_folder(out: str, conf, source) -> None:
+    """The output folder is a folder (or absent) and, when it holds a run, a run of the same network
+    and input size; ``run.json`` records what the folder holds."""
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ExperimentError(f"{source}: output path {out!r} is a file, not a folder")
+    ident = {"algorithm": conf["args"]["algorithm"], "network": network_settings(conf, source).to_dict(),
+             "input_size": _input_size(conf, source)}
+    info = os.path.join(path, RUN_FILE)
+    if os.path.isfile(info):
+        try:
+            with open(info, encoding="utf-8") as f:
+                have = json.load(f)
+        except (OSError, ValueError):
+            have = None
+        if have is not None and {k: have.get(k) for k in ident} != ident:
+            diff = [k for k in ident if have.get(k) != ident[k]]
+            raise ExperimentError(f"{source}: output folder {out!r} holds a run with other settings ({', '.join(diff)}: "
+                                  f"{ {k: have.get(k) for k in diff} }); give a new output folder (-o) to start "
+                                  f"a new run")
+
+
+def write_run_identity(out: str, conf, source) -> None:
+    info = os.path.join(os.path.abspath(out), RUN_FILE)
+    if not os.path.isfile(info):
+        write_json_atomic(info, {"algorithm": conf["args"]["algorithm"],
+                                 "network": network_settings(conf, source).to_dict(),
+                                 "input_size": _input_size(conf, source)}, indent=1)
 
 
 def _construct(factory, attrs, where):
@@ -135,119 +221,207 @@ def _construct(factory, attrs, where):
         raise
 
 
-def build_network(conf, search, source):
+def build_network(conf, search, source, bn_calibration=None):
+    """NNablaNAS's SearchNet (the supernet) or TrainNet (one static path) of the network entry;
+    ``bn_calibration``: image batches a TrainNet made from supernet weights re-calibrates on."""
     import nnabla_nas.contrib as contrib
     name, attrs = next(iter(conf["network"].items()))
     mod = contrib.__dict__.get(name)
     if mod is None or not hasattr(mod, "SearchNet"):
         known = [n for n in contrib.__all__ if n.startswith("detofa")]
         raise ExperimentError(f"{source}: unknown network 'network.{name}'; DetOFA networks: {known}")
+    attrs = dict(attrs)
+    if not search and bn_calibration is not None and "bn_calibration" in inspect.signature(mod.TrainNet).parameters:
+        attrs["bn_calibration"] = bn_calibration
     factory = mod.SearchNet if search else mod.TrainNet
-    return _construct(factory, dict(attrs), f"{source}: network.{name}")
+    return _construct(factory, attrs, f"{source}: network.{name}")
 
 
-def build_dataloaders(conf, comm, source):
+def check_network_files(conf, source):
+    """The weight files the network entry names exist (before any data is read)."""
+    name, attrs = next(iter(conf["network"].items()))
+    for key in ("weights", "pretrained"):
+        v = attrs.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, str) or not v:
+            raise ExperimentError(f"{source}: 'network.{name}.{key}'={v!r}: expected the path of a weight file")
+        if not os.path.isfile(v):
+            raise ExperimentError(f"{source}: 'network.{name}.{key}'={v!r}: no such file")
+
+
+def loader_module(conf, source):
     import nnabla_nas.dataset as dataset
     name, attrs = next(iter(conf["dataloader"].items()))
     mod = dataset.__dict__.get(name)
     if mod is None or not hasattr(mod, "DataLoader"):
         raise ExperimentError(f"{source}: unknown data loader 'dataloader.{name}'; "
                               f"known: {[n for n in dataset.__all__]}")
-    hp, search = conf["hparams"], bool(conf["args"]["search"])
-    where = f"{source}: dataloader.{name}"
     if hasattr(mod.DataLoader, "check_options"):  # fail on a bad option before reading any data
         try:
-            mod.DataLoader.check_options(dict(attrs), where)
+            mod.DataLoader.check_options({k: v for k, v in attrs.items() if k != "synthetic"},
+                                         f"{source}: dataloader.{name}")
         except ValueError as err:
             raise ExperimentError(str(err)) from None
+    return name, mod
 
-    def mk(searching, training, bs):
-        return _construct(mod.DataLoader, dict(attrs, searching=searching, training=training, batch_size=bs,
+
+def build_dataloaders(conf, comm, searching, source):
+    """train / valid / test loaders. ``searching``: the run measures paths on D_val, so ``train``
+    reads the training split without its held-out part and ``valid`` reads that part (see
+    ``data.loader``); otherwise ``train`` reads the whole training split."""
+    name, mod = loader_module(conf, source)
+    attrs = conf["dataloader"][name]
+    hp = conf["hparams"]
+    where = f"{source}: dataloader.{name}"
+
+    def mk(srch, training, bs):
+        return _construct(mod.DataLoader, dict(attrs, searching=srch, training=training, batch_size=bs,
                                                communicator=comm), where)
 
-    return {"train": mk(search, True, hp["mini_batch_train"]),
-            "valid": mk(search, False, hp["mini_batch_valid"]),
+    return {"train": mk(searching, True, hp["mini_batch_train"]),
+            "valid": mk(searching, False, hp["mini_batch_valid"]),
             "test": mk(False, False, hp["mini_batch_valid"])}
 
 
-def build_optimizers(conf, loaders, n_procs, source):
+def check_data_agrees(conf, loaders, source):
+    """The network's classes are the data's."""
+    c = network_settings(conf, source).num_classes
+    ds = loaders["train"].dataset
+    if ds.num_classes != c:
+        name = next(iter(conf["network"]))
+        raise ExperimentError(f"{source}: 'network.{name}.num_classes'={c} but the data set {ds.root} has "
+                              f"{ds.num_classes} classes ({', '.join(ds.class_names[:8])}"
+                              f"{', ...' if ds.num_classes > 8 else ''})")
+
+
+def check_optimizers(conf, source):
     from .optim import OptimizerConfigError, make_optimizer
+    spec = conf["optimizer"]
+    for key, s in spec.items():
+        try:
+            make_optimizer(s, conf["hparams"]["epoch"], 1, f"optimizer.{key}")
+        except OptimizerConfigError as err:
+            raise ExperimentError(f"{source}: {err}") from None
+    if spec and "train" not in spec:
+        raise ExperimentError(f"{source}: 'optimizer' needs a 'train' entry")
+
+
+def build_optimizers(conf, loaders, n_procs, source):
+    from .optim import make_optimizer
     hp = conf["hparams"]
     spec = conf["optimizer"] or {"train": {"name": "Adam", "lr": 5e-4}}
     iters = max(1, len(loaders["train"]) // (hp["batch_size_train"] // n_procs))
-    out = {}
-    for key, s in spec.items():
-        try:
-            out[key] = make_optimizer(s, int(hp["epoch"]), iters, f"optimizer.{key}")
-        except OptimizerConfigError as err:
-            raise ExperimentError(f"{source}: {err}") from None
-    if "train" not in out:
-        raise ExperimentError(f"{source}: 'optimizer' needs a 'train' entry")
-    return out
+    return {key: make_optimizer(s, int(hp["epoch"]), iters, f"optimizer.{key}") for key, s in spec.items()}
+
+
+def prepare(conf, source="experiment"):
+    """Every check that needs no data, in order; returns (conf with defaults, runner class)."""
+    from .. import register
+    register()
+    conf = check_experiment(conf, source)
+    args = conf["args"]
+    cls = runner_class(args["algorithm"], source)
+    if args["search"] is None:
+        args["search"] = bool(getattr(cls, "SEARCH", True))
+    if not args["output_path"]:
+        args["output_path"] = os.path.join("log", args["algorithm"])
+    network_settings(conf, source)
+    check_network_files(conf, source)
+    derive_shapes(conf, source)
+    check_hparams(conf, cls, source)
+    loader_module(conf, source)
+    name, dl = next(iter(conf["dataloader"].items()))
+    check_synthetic(dl, f"{source}: dataloader.{name}")
+    check_output_folder(args["output_path"], conf, source)
+    return conf, cls
 
 
 def run_experiment(conf, source="experiment"):
     """Run one experiment; returns what the runner's ``run()`` returns."""
-    import nnabla_nas.runner as runner_tables
-
-    from .. import register
-    register()
-
-    conf = check_experiment(conf, source)
+    conf, cls = prepare(conf, source)
     args = conf["args"]
-    alg = args["algorithm"]
-    cls = runner_tables.__dict__.get(alg)
-    if cls is None or alg not in runner_tables.__all__:
-        raise ExperimentError(f"{source}: unknown algorithm 'args.algorithm'={alg!r}; "
-                              f"DetOFA runners: {[n for n in runner_tables.__all__ if n.startswith('DetOFA')]}")
-    if args["search"] is None:
-        args["search"] = bool(getattr(cls, "SEARCH", True))
-    if not args["output_path"]:
-        args["output_path"] = os.path.join("log", alg)
-    derive_shapes(conf, source)
-
     ctx, event = make_context(args["context"], args["device_id"], args["type_config"])
     comm = make_communicator(ctx)
     check_batches(conf["hparams"], comm.n_procs, source)
+    check_optimizers(conf, source)
     use_context(comm.ctx)
     set_hydra_context(".")
     args.update({"comm": comm, "event": event})
 
     name, dl = next(iter(conf["dataloader"].items()))
     prepare_synthetic(dl, rank=comm.rank, where=f"{source}: dataloader.{name}")
-    model = build_network(conf, args["search"], source)
-    loaders = build_dataloaders(conf, comm, source)
+    searching = bool(cls.needs_dval(conf["hparams"])) if hasattr(cls, "needs_dval") else bool(args["search"])
+    loaders = build_dataloaders(conf, comm, searching, source)
+    check_data_agrees(conf, loaders, source)
+    calib = None
+    if not args["search"]:
+        calib = training_calibration(loaders["train"], conf["hparams"], args["output_path"])
+    model = build_network(conf, args["search"], source, bn_calibration=calib)
     optimizers = build_optimizers(conf, loaders, comm.n_procs, source)
+    if comm.rank == 0:
+        write_run_identity(args["output_path"], conf, source)
     t0 = time.time()
     runner = cls(model, optimizer=optimizers, regularizer={}, dataloader=loaders, hparams=conf["hparams"], args=args)
     result = runner.run()
     if comm.rank == 0:
-        nn.logger.info(f"{alg} finished in {time.time() - t0:.1f}s; outputs in {runner._abs_output_path}")
+        nn.logger.info(f"{args['algorithm']} finished in {time.time() - t0:.1f}s; outputs in "
+                       f"{runner._abs_output_path}")
     return result
+
+
+def training_calibration(train_loader, hparams, out_dir):
+    """The run's BatchNorm calibration batches (the fixed set of ``evaluation.path_eval``), for a
+    static network built from supernet weights."""
+    from ..evaluation.path_eval import measurement_sets
+    calib, _ = measurement_sets(train_loader, None, out_dir, hparams.get("bn_calib_images", 2000), 0,
+                                hparams.get("bn_calib_batch_size") or hparams["mini_batch_valid"],
+                                hparams.get("seed", 0))
+    return calib.images if calib is not None else None
+
+
+SYNTHETIC_MARKER = "SYNTHETIC_COMPLETE"
+
+
+def check_synthetic(dl_args: dict, where: str):
+    """``"synthetic"`` may only write a data set into an empty (or absent) folder, or re-use one it
+    made itself: it never writes into a folder that holds anything else."""
+    spec = dl_args.get("synthetic")
+    if spec is None:
+        return
+    if not isinstance(spec, dict):
+        raise ExperimentError(f"{where}.synthetic: expected an object of make-synthetic-voc options")
+    root = dl_args.get("root")
+    if not root or not isinstance(root, str):
+        raise ExperimentError(f"{where}: 'synthetic' needs 'root' (where to write the data set)")
+    if os.path.isfile(os.path.join(root, SYNTHETIC_MARKER)):
+        return
+    if os.path.exists(root) and (not os.path.isdir(root) or os.listdir(root)):
+        raise ExperimentError(f"{where}.root={root!r} exists and is not a synthetic data set made by this tool; "
+                              f"'synthetic' never writes into a folder that holds anything else (remove "
+                              f"'synthetic' to read the data there, or point 'root' at a new folder)")
+    from ..data.synthetic import check_synthetic_options
+    try:
+        check_synthetic_options(spec)
+    except ValueError as err:
+        raise ExperimentError(f"{where}.synthetic: {err}") from None
 
 
 def prepare_synthetic(dl_args: dict, rank: int = 0, where: str = "dataloader"):
     """``"synthetic": {...}`` in the loader options makes the embedded demo data set on first use
     (rank 0 writes it; other ranks wait for its completion marker)."""
+    check_synthetic(dl_args, where)
     spec = dl_args.pop("synthetic", None)
     if spec is None:
         return None
-    if not isinstance(spec, dict):
-        raise ExperimentError(f"{where}.synthetic: expected an object of make-synthetic-voc options")
-    root = dl_args.get("root")
-    if not root:
-        raise ExperimentError(f"{where}: 'synthetic' needs 'root' (where to write the data set)")
-    marker = os.path.join(root, "SYNTHETIC_COMPLETE")
+    root = dl_args["root"]
+    marker = os.path.join(root, SYNTHETIC_MARKER)
     if os.path.isfile(marker):
         return root
     if rank == 0:
         from ..data.synthetic import make_synthetic_voc
-        try:
-            make_synthetic_voc(root, **dict(spec, overwrite=True))
-        except TypeError as err:
-            raise ExperimentError(f"{where}: {err}") from None
-        with open(marker, "w") as f:
-            f.write("ok\n")
+        make_synthetic_voc(root, **spec)
+        write_text_atomic(marker, "ok\n")
     else:
         while not os.path.isfile(marker):
             time.sleep(1.0)

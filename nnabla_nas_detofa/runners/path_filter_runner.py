@@ -1,65 +1,69 @@
 """Path-filter runner (DetOFA Algorithm 1, step 3): label paths of a trained supernet, train the filter.
 
 From a trained supernet it samples ``paths_per_bucket`` paths in each FLOPs bucket of the space,
-labels each with its validation loss on D_val (the held-out part of the training split that a
-search-mode loader provides) after BatchNorm re-calibration, then trains a path filter on them, or
-fine-tunes a pre-trained one (``hparams.init``). Outputs: ``paths.jsonl`` (the labelled path set),
-``path_filter.h5`` + ``path_filter.json`` (weights and model/bucket settings), ``quality.json``
-(quality on the filter's validation split, with the FLOPs-only baseline).
+labels each with its validation loss on D_val (the held-out part of the training split) after
+BatchNorm re-calibration on the run's fixed calibration set, then trains a path filter on them,
+or fine-tunes a pre-trained one (``hparams.init``). Outputs: ``paths.jsonl`` (the labelled path
+set), ``path_filter.h5`` + ``path_filter.json`` (weights and model/bucket settings),
+``quality.json`` (the filter's quality on paths that did not select it, with the baselines, and
+the labels' repeatability: the same paths labelled with a second calibration set).
 
 Labels are appended to ``paths.partial.jsonl`` as they are measured (flushed line by line), so a
-killed run resumes where it stopped instead of measuring again.
+killed run resumes where it stopped instead of measuring again; a label is a function of the path,
+the weights and the data, so the resumed run writes exactly the labels of an uninterrupted one.
+Under MPI every rank labels its share of the paths (path ``i`` on rank ``i % n``) and rank 0
+gathers them.
 """
 import json
 import os
+import random
 import time
 
-from nnabla_nas.runner.runner import Runner
-
 from ..atomic import write_json_atomic
-from ..evaluation.path_eval import PathEvaluator
-from ..path_filter import PathSet, train_path_filter, validation_quality
+from ..data.fixed_sets import FixedImageSet, draw_ids, records_of
+from ..evaluation.path_eval import PathEvaluator, gather_objects
+from ..path_filter import PathSet, kendall_tau_within, train_path_filter, validation_quality
 from ..space import Arch, space_from_spec
 from ..space.bucket_sampling import sample_per_bucket
+from .base import DetOFARunner, space_spec
+from .schema import Bool, Choice, Int, Num, Obj, Str
 
-HPARAM_DEFAULTS = {
-    "space": "ofa",
-    "paths_per_bucket": 100,
-    "n_buckets": 5,
-    "bn_calib_batches": 2,
-    "valid_batches": 0,          # batches of D_val per path (0: all of it)
-    "seed": 0,
-    "init": None,                # pre-trained path filter (.h5) to fine-tune
-    "filter": {},                # train_path_filter options: epochs, batch_size, lr, val_fraction, budget, ...
-    "loss_weights": None,
+FILTER_OPTIONS = {
+    "epochs": Int(0, default=20),
+    "batch_size": Int(2, default=32),
+    "lr": Num(0, lo_open=True, default=3e-4),
+    "val_fraction": Num(0, 1, lo_open=True, hi_open=True, default=0.2),
+    "budget": Bool(nullable=True, default=None),
+    "block_pe": Bool(nullable=True, default=None),
+    "pe_norm": Choice(("width", "index"), nullable=True, default=None),
+    "flops_bounded": Bool(default=True),
+    "max_seconds": Num(0, lo_open=True, nullable=True, default=None),
 }
-FILTER_KEYS = {"epochs", "batch_size", "lr", "val_fraction", "budget", "block_pe", "pe_norm", "flops_bounded",
-               "max_seconds"}
+HPARAMS = {
+    "space": space_spec(),
+    "paths_per_bucket": Int(1, default=100),
+    "n_buckets": Int(1, 100, default=5),
+    "init": Str(nullable=True, default=None),         # pre-trained path filter (.h5) to fine-tune
+    "filter": Obj(FILTER_OPTIONS),
+    "repeatability_paths": Int(0, default=30),        # paths labelled again with a second calibration set
+}
 
 
-class DetOFAPathFilterRunner(Runner):
+class DetOFAPathFilterRunner(DetOFARunner):
     """NNablaNAS runner: sample and label paths of a trained supernet, train/fine-tune the path filter."""
 
-    SEARCH = True
+    HPARAMS = HPARAMS
+
+    @classmethod
+    def needs_dval(cls, hparams):
+        return True
 
     def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):
-        hp = dict(HPARAM_DEFAULTS)
-        hp.update(hparams)
-        bad = sorted(set(hp.get("filter") or {}) - FILTER_KEYS)
-        if bad:
-            raise ValueError(f"hparams.filter: unknown key(s) {bad}; known: {sorted(FILTER_KEYS)}")
-        super().__init__(model, optimizer, regularizer, dataloader, hp, args)
-        self.out = self._abs_output_path
-        os.makedirs(self.out, exist_ok=True)
-        self.space = space_from_spec(hp["space"], "hparams.space")
-        self.input_size = hp["input_shapes"][0][-1]
+        super().__init__(model, optimizer, regularizer, dataloader, hparams, args)
+        self.space = space_from_spec(self.hparams["space"], "hparams.space")
 
-    # Runner's abstract hooks: this runner has no training loop of the supernet.
     def train_on_batch(self, key="train"):
         raise RuntimeError("DetOFAPathFilterRunner does not train the supernet")
-
-    def valid_on_batch(self):
-        raise RuntimeError("DetOFAPathFilterRunner labels paths through PathEvaluator")
 
     def callback_on_start(self):
         pass
@@ -73,71 +77,117 @@ class DetOFAPathFilterRunner(Runner):
     # --- steps -------------------------------------------------------------------------------
     def sample_paths(self):
         hp = self.hparams
-        sample = sample_per_bucket(self.space, self.model.config, self.input_size, int(hp["paths_per_bucket"]),
-                                   n_buckets=int(hp["n_buckets"]), rng=int(hp["seed"]), short="fewer")
-        return sample
+        return sample_per_bucket(self.space, self.model.config, self.input_size, hp["paths_per_bucket"],
+                                 n_buckets=hp["n_buckets"], rng=hp["seed"], short="fewer")
 
-    def label_paths(self, records):
-        """Validation loss of every path; resumes from ``paths.partial.jsonl``."""
-        partial = os.path.join(self.out, "paths.partial.jsonl")
+    def _partial_path(self) -> str:
+        rank = self.comm.rank
+        return os.path.join(self.out, "paths.partial.jsonl" if rank == 0 else f"paths.partial.r{rank}.jsonl")
+
+    def _read_partial(self, path):
         done = {}
-        if os.path.isfile(partial):
-            with open(partial, encoding="utf-8") as f:
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     try:
                         obj = json.loads(line)
-                    except json.JSONDecodeError:
+                        done[Arch.from_dict(obj["arch"]).key()] = obj
+                    except (ValueError, KeyError, TypeError):
                         break  # a line cut by a kill: measure that path again
-                    done[Arch.from_dict(obj["arch"]).key()] = obj
-            self.monitor.info(f"Resuming path labelling: {len(done)} of {len(records)} paths already measured\n")
-        evaluator = PathEvaluator(self.model, self.dataloader["train"], self.dataloader["valid"],
-                                  calib_batches=int(self.hparams["bn_calib_batches"]), comm=self.comm)
+        return done
+
+    def label_paths(self, records, evaluator: PathEvaluator) -> PathSet:
+        """Validation loss of every path (this rank's share; all on rank 0 at the end)."""
+        partial = self._partial_path()
+        done = self._read_partial(partial)
+        if done:
+            self.log(f"Resuming path labelling: {len(done)} of {len(records)} paths already measured")
+        n, rank = self.comm.n_procs, self.comm.rank
+        mine = [(i, r) for i, r in enumerate(records) if i % n == rank]
         t0 = time.time()
-        rows = []
+        rows = {}
         with open(partial, "a", encoding="utf-8") as f:
-            for i, rec in enumerate(records):
+            for k, (i, rec) in enumerate(mine):
                 arch = rec["arch"]
                 if arch.key() in done:
-                    rows.append(done[arch.key()])
+                    rows[i] = done[arch.key()]
                     continue
-                loss = evaluator.validation_loss(arch, n_batches=int(self.hparams["valid_batches"]))
+                loss = evaluator.validation_loss(arch)
                 row = {"arch": arch.to_dict(), "flops": rec["flops"], "val_loss": loss, "bucket": rec["bucket"]}
-                rows.append(row)
-                if self.comm.rank == 0:
-                    f.write(json.dumps(row) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                if i % 10 == 0:
-                    self.monitor.info(f"[{i + 1}/{len(records)}] bucket {rec['bucket']} {rec['flops']:.1f} MFLOPs "
-                                      f"val_loss {loss:.4f} ({time.time() - t0:.0f}s)\n")
-        return PathSet.from_lists([r["arch"] for r in rows], [r["flops"] for r in rows],
-                                  [r["val_loss"] for r in rows], extra=[{"bucket": r["bucket"]} for r in rows])
+                rows[i] = row
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                if k % 10 == 0:
+                    self.log(f"[{k + 1}/{len(mine)}] bucket {rec['bucket']} {rec['flops']:.1f} MFLOPs "
+                             f"val_loss {loss:.4f} ({time.time() - t0:.0f}s)")
+        if n > 1:
+            merged = {}
+            for part in gather_objects(self.comm, rows):
+                merged.update(part)
+            rows = merged
+        if rank != 0:
+            return None
+        ordered = [rows[i] for i in range(len(records))]
+        return PathSet.from_lists([r["arch"] for r in ordered], [r["flops"] for r in ordered],
+                                  [r["val_loss"] for r in ordered], extra=[{"bucket": r["bucket"]} for r in ordered])
+
+    def repeatability(self, pathset: PathSet, evaluator: PathEvaluator):
+        """The labels of up to ``repeatability_paths`` paths measured again with a second calibration
+        set (another draw of the same size): within-bucket Kendall tau between the two labellings."""
+        k = min(self.hparams["repeatability_paths"], len(pathset))
+        if k < 2 or evaluator.calib is None:
+            return None
+        rng = random.Random(self.hparams["seed"] + 17)
+        idx = sorted(rng.sample(range(len(pathset)), k))
+        train_ds = self.dataloader["train"].dataset
+        ids = draw_ids([r.image_id for r in train_ds.records], len(evaluator.calib), self.hparams["seed"] + 1, 0)
+        calib2 = FixedImageSet(self.dataloader["train"].loader, records_of(train_ds.records, ids, "calibration"),
+                               evaluator.calib.batch_size, with_targets=False, name="second calibration set",
+                               cache_mb=self.hparams["measurement_cache_mb"])
+        second = PathEvaluator(self.model, calib2, evaluator.valid, loss_weights=self.hparams["loss_weights"])
+        again = [second.validation_loss(pathset[i].arch) for i in idx]
+        first = [pathset[i].val_loss for i in idx]
+        buckets = [pathset[i].extra["bucket"] for i in idx]
+        tau = kendall_tau_within(first, again, buckets)
+        return {"paths": k, "calibration_images": len(evaluator.calib), "kendall_tau_within": tau,
+                "max_abs_difference": max(abs(a - b) for a, b in zip(first, again)),
+                "indices": idx, "labels_seed2": again}
 
     def run(self):
         hp = self.hparams
         t0 = time.time()
         sample = self.sample_paths()
-        self.monitor.info(f"Sampled {len(sample)} paths in {sample.buckets.n} FLOPs buckets "
-                          f"[{sample.buckets.lo:.1f}, {sample.buckets.hi:.1f}] MFLOPs\n")
-        pathset = self.label_paths(sample.records())
+        self.log(f"Sampled {len(sample)} paths in {sample.buckets.n} FLOPs buckets "
+                 f"[{sample.buckets.lo:.1f}, {sample.buckets.hi:.1f}] MFLOPs")
+        self.log_splits()
+        evaluator = self.evaluator
+        pathset = self.label_paths(sample.records(), evaluator)
         t_label = time.time() - t0
         result = None
         if self.comm.rank == 0:
             pathset.write(os.path.join(self.out, "paths.jsonl"))
+            rep = self.repeatability(pathset, evaluator)
+            if rep is not None:
+                self.log(f"Label repeatability: {rep['paths']} paths labelled again with another calibration set "
+                         f"of {rep['calibration_images']} images: Kendall tau within buckets "
+                         f"{rep['kendall_tau_within']:.3f}")
             result = train_path_filter(pathset, buckets=sample.buckets, space=self.space, supernet=self.model.config,
-                                       input_size=self.input_size, init=hp["init"], seed=int(hp["seed"]),
-                                       n_buckets=int(hp["n_buckets"]), log=lambda msg: self.monitor.info(msg + "\n"),
-                                       **(hp["filter"] or {}))
+                                       input_size=self.input_size, init=hp["init"], seed=hp["seed"],
+                                       n_buckets=hp["n_buckets"], log=self.log, **hp["filter"])
             result.filter.save(os.path.join(self.out, "path_filter.h5"))
             quality = validation_quality(result, pathset)
             report = {"paths": len(pathset), "buckets": sample.buckets.to_dict(), "label_seconds": round(t_label, 1),
                       "filter_seconds": round(result.seconds, 1), "best_epoch": result.best_epoch,
-                      "fine_tuned_from": hp["init"], "quality_on_validation_split": quality}
+                      "fine_tuned_from": hp["init"], "quality_on_validation_split": quality,
+                      "label_repeatability": rep}
             write_json_atomic(os.path.join(self.out, "quality.json"), report, indent=1)
-            os.remove(os.path.join(self.out, "paths.partial.jsonl"))
+            os.remove(self._partial_path())
             weak = quality["weak"].get("0.25", {})
-            self.monitor.info(f"Path filter trained in {result.seconds:.1f}s on {len(pathset)} paths; validation "
-                              f"split: Kendall tau within buckets {quality['kendall_tau_within']}, weakest-25% "
-                              f"precision {weak.get('precision')} recall {weak.get('recall')}; outputs in {self.out}\n")
+            self.log(f"Path filter trained in {result.seconds:.1f}s on {len(pathset)} paths; validation "
+                     f"split: Kendall tau within buckets {quality['kendall_tau_within']}, weakest-25% "
+                     f"precision {weak.get('precision')} recall {weak.get('recall')}; outputs in {self.out}")
+        elif os.path.exists(self._partial_path()):
+            os.remove(self._partial_path())
         self.callback_on_finish()
         return result

@@ -10,28 +10,33 @@ import os
 import random
 import time
 
-import nnabla as nn
 import numpy as np
 
-from nnabla_nas.runner.runner import Runner
-
 from ..atomic import atomic_path, write_json_atomic
-from ..evaluation.path_eval import PathEvaluator
 from ..space import Arch, SearchSpace, flops_range, mflops, space_from_spec
+from .base import VALID_ARCHS, DetOFARunner, space_spec
 from .checkpoint import find_checkpoint, load_checkpoint_info, save_checkpoint
+from .schema import Bool, Choice, Custom, Int
 
-HPARAM_DEFAULTS = {
-    "space": "ofa",
-    "space_schedule": None,
-    "sampling": "decision",      # or "path": uniform over distinct networks
-    "seed": 0,
-    "print_frequency": 20,
-    "checkpoint_every": 0,       # steps; 0 = at the end of each epoch only
-    "valid_archs": ["min", "max"],
-    "bn_calib_batches": 2,
-    "valid_batches": 0,          # 0 = the whole validation split
-    "loss_weights": None,
-    "final_eval": True,          # AP of the valid_archs paths on the test split at the end
+def _space_schedule(v, where):
+    if not isinstance(v, list) or not v:
+        raise ValueError(f"{where}: expected a list of [space, epochs] pairs")
+    for i, item in enumerate(v):
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], int)
+                and not isinstance(item[1], bool) and item[1] >= 1):
+            raise ValueError(f"{where}[{i}]={item!r}: expected [space, epochs >= 1]")
+        space_from_spec(item[0], f"{where}[{i}][0]")
+    return [list(item) for item in v]
+
+
+HPARAMS = {
+    "epoch": Int(0),                             # required: the length of the training
+    "space": space_spec(),
+    "space_schedule": Custom(_space_schedule, "a list of [space, epochs] pairs", nullable=True, default=None),
+    "sampling": Choice(("decision", "path"), default="decision"),   # path: uniform over distinct networks
+    "checkpoint_every": Int(0, default=0),       # steps; 0 = at the end of each epoch only
+    "valid_archs": VALID_ARCHS,
+    "final_eval": Bool(default=True),            # AP of the valid_archs paths on the test split at the end
 }
 
 
@@ -40,19 +45,15 @@ def step_rng(seed: int, step: int) -> random.Random:
     return random.Random(seed * 1_000_003 + step)
 
 
-class DetOFASupernetTrainer(Runner):
+class DetOFASupernetTrainer(DetOFARunner):
     """NNablaNAS runner: trains a DetOFA supernet one sampled path per step."""
 
-    SEARCH = True  # trains the supernet (NNablaNAS's SearchNet)
+    HPARAMS = HPARAMS
 
     def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):
-        hp = dict(HPARAM_DEFAULTS)
-        hp.update(hparams)
-        super().__init__(model, optimizer, regularizer, dataloader, hp, args)
-        self.out = self._abs_output_path
-        os.makedirs(self.out, exist_ok=True)
-        self.schedule = self._space_schedule(hp)
-        self.seed = int(hp["seed"])
+        super().__init__(model, optimizer, regularizer, dataloader, hparams, args)
+        self.schedule = self._space_schedule(self.hparams)
+        self.seed = int(self.hparams["seed"])
         self.global_step = 0
         self.start_step = 0
         self.history = []
@@ -63,8 +64,6 @@ class DetOFASupernetTrainer(Runner):
         if hp.get("space_schedule"):
             sched, start = [], 0
             for i, item in enumerate(hp["space_schedule"]):
-                if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[1], int)):
-                    raise ValueError(f"hparams.space_schedule[{i}]: expected [space, epochs], got {item!r}")
                 sched.append((start, space_from_spec(item[0], f"hparams.space_schedule[{i}]")))
                 start += item[1]
             return sched
@@ -94,8 +93,7 @@ class DetOFASupernetTrainer(Runner):
         params = self.model.get_net_parameters(grad_only=True)
         self.optimizer["train"].set_parameters(params)
         self._grads = [p.grad for p in params.values()]
-        self.evaluator = PathEvaluator(self.model, self.dataloader["train"], self.dataloader["valid"],
-                                       calib_batches=int(self.hparams["bn_calib_batches"]), comm=self.comm)
+        self.log_splits()
         ckpt = find_checkpoint(self.out)
         if ckpt:
             self._resume(ckpt)
@@ -119,7 +117,7 @@ class DetOFASupernetTrainer(Runner):
         self.monitor.info(f"Resumed from {path}: epoch {self.cur_epoch}, step {self.start_step}\n")
 
     def _train_batches_consumed(self):
-        """Batches taken from the training stream so far (training steps and BN calibration)."""
+        """Batches taken from the training stream so far."""
         stream = getattr(self.dataloader["train"], "loader", None)
         if stream is None:
             return None
@@ -134,7 +132,7 @@ class DetOFASupernetTrainer(Runner):
                 "optimizer_iter": opt._iter, "history": self.history,
                 "train_batches": self._train_batches_consumed()}
         save_checkpoint(self.out, info, {
-            "weights.h5": lambda p: nn.save_parameters(p, self.model.get_parameters()),
+            "weights.h5": self.model.save_weights,
             "optim_train.h5": lambda p: opt._solver.save_states(p),
         })
 
@@ -183,13 +181,9 @@ class DetOFASupernetTrainer(Runner):
             self.event.add_default_stream_event()
         opt.update()
 
-    def valid_on_batch(self):
-        """Unused: validation is per path, see ``PathEvaluator``."""
-        raise RuntimeError("DetOFASupernetTrainer validates paths through PathEvaluator")
-
     def path_valid_loss(self, arch) -> float:
-        """Validation loss of one path, BatchNorm re-calibrated on training batches first."""
-        return self.evaluator.validation_loss(arch, n_batches=int(self.hparams["valid_batches"]))
+        """Validation loss of one path on the run's validation set, BN re-calibrated on its calibration set."""
+        return self.evaluator.validation_loss(arch)
 
     def callback_on_epoch_end(self, seconds=0.0):
         valid = {name: self.path_valid_loss(a) for name, a in self.valid_archs().items()}
@@ -210,12 +204,10 @@ class DetOFASupernetTrainer(Runner):
         """AP of the reference paths on the test split (``test`` loader), BN re-calibrated."""
         if not self.hparams["final_eval"]:
             return {}
-        test = PathEvaluator(self.model, self.dataloader["train"], self.dataloader["test"],
-                             calib_batches=int(self.hparams["bn_calib_batches"]), comm=self.comm)
-        size = self.hparams["input_shapes"][0][-1]
+        size = self.input_size
         out = {}
         for name, arch in self.valid_archs().items():
-            metrics = test.evaluate(arch)
+            metrics = self.evaluator.evaluate(self.dataloader["test"], "test", arch)
             out[name] = {"arch": arch.to_dict(), "mflops": mflops(arch, self.model.config, size), **metrics}
             if self.comm.rank == 0:
                 main = {k: v for k, v in metrics.items() if k in ("mAP", "AP", "AP50")}
@@ -230,10 +222,10 @@ class DetOFASupernetTrainer(Runner):
         size = self.hparams["input_shapes"][0][-1]
         files = {}
         for name, arch in self.valid_archs().items():
-            self.evaluator.set_path(arch)
             label = name if name in ("min", "max") else f"path{len(files)}"
-            files[name] = export_nnp(extract(self.model, arch), os.path.join(self.out, f"{label}.nnp"), size,
-                                     name=f"detofa_{label}")
+            with self.evaluator.path(arch):
+                net = extract(self.model, arch)  # BN statistics re-calibrated for this path
+            files[name] = export_nnp(net, os.path.join(self.out, f"{label}.nnp"), size, name=f"detofa_{label}")
             self.monitor.info(f"Saved {files[name]}\n")
         return files
 
@@ -241,7 +233,7 @@ class DetOFASupernetTrainer(Runner):
         final = self.final_evaluation()
         if self.comm.rank == 0:
             with atomic_path(os.path.join(self.out, "supernet.h5"), suffix=".h5") as tmp:
-                nn.save_parameters(tmp, self.model.get_parameters())
+                self.model.save_weights(tmp)
             space = self.space_at(max(self.cur_epoch - 1, 0))
             cfg, size = self.model.config, self.hparams["input_shapes"][0][-1]
             summary = {"epochs": self.cur_epoch, "steps": self.global_step, "space": space.to_dict(),
