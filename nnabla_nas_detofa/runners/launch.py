@@ -20,6 +20,7 @@ from .context import CONTEXTS, make_context, set_hydra_context, use_context
 from .schema import Bool, Choice, Custom, SchemaError, Str, validate
 
 RUN_FILE = "run.json"
+EXPERIMENT_FILE = "experiment.json"   # the experiment as run (itself a runnable experiment file)
 
 TOP_KEYS = ("args", "dataloader", "network", "optimizer", "hparams")
 ARGS = {
@@ -196,11 +197,19 @@ def check_output_folder(out: str, conf, source) -> None:
 
 
 def write_run_identity(out: str, conf, source) -> None:
-    info = os.path.join(os.path.abspath(out), RUN_FILE)
+    """``run.json`` (what the folder holds: runner, network settings, input size) on the first run,
+    and ``experiment.json`` (the experiment as run, defaults filled in) every run: later tools
+    (export, search, report) rebuild the network and find the data from them."""
+    folder = os.path.abspath(out)
+    info = os.path.join(folder, RUN_FILE)
     if not os.path.isfile(info):
         write_json_atomic(info, {"algorithm": conf["args"]["algorithm"],
                                  "network": network_settings(conf, source).to_dict(),
                                  "input_size": _input_size(conf, source)}, indent=1)
+    runnable = {k: v for k, v in conf.items() if k != "args"}
+    runnable["args"] = {k: v for k, v in conf["args"].items() if k not in ("comm", "event")}
+    runnable["comment"] = f"as run from {os.path.abspath(source) if os.path.isfile(source) else source}"
+    write_json_atomic(os.path.join(folder, EXPERIMENT_FILE), runnable, indent=1)
 
 
 def _construct(factory, attrs, where):
