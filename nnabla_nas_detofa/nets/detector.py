@@ -51,7 +51,8 @@ class DetectorNet(Model):
                                 initializer=np.array(IMAGE_MEAN, np.float32).reshape(1, 3, 1, 1))
         self.input_std = Param((1, 3, 1, 1), need_grad=False,
                                initializer=np.array(IMAGE_STD, np.float32).reshape(1, 3, 1, 1))
-        self.stem = Stem(widths["stem_mid"], widths["stem_out"], widths["stem_residual"], **bn)
+        self.stem = Stem(widths["stem_mid"], widths["stem_out"], widths["stem_residual"],
+                         activation=config.stem_activation, **bn)
         stages = []
         cin = widths["stem_out"]
         for s in range(N_STAGES):

@@ -247,8 +247,14 @@ def build_network(conf, search, source, bn_calibration=None):
 
 
 def check_network_files(conf, source):
-    """The weight files the network entry names exist (before any data is read)."""
+    """The weight files the network entry names exist (before any data is read); a ``pretrained``
+    file is one ``transfer.import_supernet`` reads (by its first bytes: the full import happens
+    when the network is built). ``"pretrained": null`` means: from scratch."""
+    from ..transfer import OFA_DOWNLOAD, TransferError, sniff
     name, attrs = next(iter(conf["network"].items()))
+    if attrs.get("weights") and attrs.get("pretrained"):
+        raise ExperimentError(f"{source}: 'network.{name}' gives both 'weights' (a trained DetOFA network) and "
+                              f"'pretrained' (an ImageNet supernet to start from): give one of them")
     for key in ("weights", "pretrained"):
         v = attrs.get(key)
         if v is None:
@@ -256,7 +262,17 @@ def check_network_files(conf, source):
         if not isinstance(v, str) or not v:
             raise ExperimentError(f"{source}: 'network.{name}.{key}'={v!r}: expected the path of a weight file")
         if not os.path.isfile(v):
+            if key == "pretrained":
+                raise ExperimentError(f"{source}: 'network.{name}.pretrained'={v!r}: no such file; download "
+                                      f"once-for-all's ImageNet supernet {OFA_DOWNLOAD} to that path (or convert it "
+                                      f"first with 'python -m nnabla_nas_detofa import-weights'), or set "
+                                      f"\"pretrained\": null to train from scratch")
             raise ExperimentError(f"{source}: 'network.{name}.{key}'={v!r}: no such file")
+        if key == "pretrained":
+            try:
+                sniff(v)
+            except TransferError as err:
+                raise ExperimentError(f"{source}: 'network.{name}.pretrained': {err}") from None
 
 
 def loader_module(conf, source):

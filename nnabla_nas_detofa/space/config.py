@@ -28,10 +28,16 @@ class ConfigError(ValueError):
     pass
 
 
+STEM_ACTIVATIONS = ("relu", "relu6")   # the first is the default
+
+
 @dataclass(frozen=True)
 class SupernetConfig:
     """``width_mult`` scales every channel count (1.0 = the paper's network); ``divisor`` is the
-    channel rounding (8 as in once-for-all; 1 keeps width choices distinct at tiny widths)."""
+    channel rounding (8 as in once-for-all; 1 keeps width choices distinct at tiny widths).
+    ``stem_activation``: the activation of the three stem convs, ``relu`` (once-for-all's
+    OFA-ResNet50) or ``relu6`` (NNablaNAS's ``ofa_resnet50``, whose stem layers keep their
+    ``DynamicConvLayer`` default); the bottlenecks always use ReLU."""
 
     num_classes: int = 20
     width_mult: float = 1.0
@@ -40,6 +46,7 @@ class SupernetConfig:
     head_channels: int = 64
     bn_decay: float = 0.9
     bn_eps: float = 1e-5
+    stem_activation: str = "relu"
     stem_channels: Tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -62,6 +69,8 @@ class SupernetConfig:
         integer("head_channels", 1)
         number("bn_decay", 0, 1)
         number("bn_eps", 0, 1)
+        if self.stem_activation not in STEM_ACTIVATIONS:
+            raise ConfigError(f"stem_activation={self.stem_activation!r}: expected one of {list(STEM_ACTIVATIONS)}")
         nc = self.neck_channels
         if not (isinstance(nc, (list, tuple)) and len(nc) == 3 and
                 all(not isinstance(c, bool) and isinstance(c, int) and c >= 1 for c in nc)):
@@ -88,9 +97,13 @@ class SupernetConfig:
         return cls.from_dict({k: rest.pop(k) for k in CONFIG_KEYS if k in rest}, where), rest
 
     def to_dict(self) -> Dict:
+        """The constructor keys; ``stem_activation`` only when it is not the default (so the
+        settings recorded by runs made before it existed still read as the same network)."""
         d = asdict(self)
         d.pop("stem_channels", None)
         d["neck_channels"] = list(self.neck_channels)
+        if d["stem_activation"] == STEM_ACTIVATIONS[0]:
+            del d["stem_activation"]
         return d
 
     # --- channel counts ----------------------------------------------------------------------

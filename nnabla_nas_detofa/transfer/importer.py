@@ -32,7 +32,7 @@ class TransferError(ConfigError):
     """A pretrained supernet that cannot be imported; one line naming the file and the tensor."""
 
 
-#: parameter an ``import-weights`` file carries: [format version, width_mult, divisor]
+#: parameter an ``import-weights`` file carries: [format version, width_mult, divisor, source stem is ReLU6]
 BACKBONE_MARKER = "detofa_pretrained_backbone"
 BACKBONE_FORMAT = 1
 #: the entry a full DetOFA supernet weight file carries (``DetectorNet.SUPERNET_MARKER``)
@@ -75,11 +75,18 @@ def sniff(path) -> str:
                         f"nor an .h5 of NNablaNAS or import-weights)")
 
 
-def _report(source, fmt, cfg, arrays, dropped, counters):
+def _report(source, fmt, cfg, arrays, dropped, counters, stem_activation):
+    note = None
+    if stem_activation != cfg.stem_activation:
+        note = (f"the source's stem computes {stem_activation.upper()} but this supernet's stem uses "
+                f"{cfg.stem_activation.upper()} (stem_activation={cfg.stem_activation!r}): the imported network "
+                f"differs wherever a stem activation exceeds 6; set \"stem_activation\": \"{stem_activation}\" "
+                f"to compute exactly what the source computed")
     return {"source": os.fspath(source), "format": fmt,
-            "config": {"width_mult": cfg.width_mult, "divisor": cfg.divisor},
+            "config": {"width_mult": cfg.width_mult, "divisor": cfg.divisor, "stem_activation": cfg.stem_activation},
             "loaded": len(arrays), "values": int(sum(a.size for a in arrays.values())),
-            "dropped": dropped, "unused_counters": counters, "not_imported": NOT_IMPORTED}
+            "dropped": dropped, "unused_counters": counters, "source_stem_activation": stem_activation,
+            "note": note, "not_imported": NOT_IMPORTED}
 
 
 def format_report(report: dict) -> str:
@@ -92,6 +99,8 @@ def format_report(report: dict) -> str:
         lines.append(f"  dropped: {', '.join(report['dropped'])}")
     if report["unused_counters"]:
         lines.append(f"  unused: {report['unused_counters']} BatchNorm batch counters (num_batches_tracked)")
+    if report.get("note"):
+        lines.append(f"  note: {report['note']}")
     lines.append(f"  not imported: {report['not_imported']}")
     return "\n".join(lines)
 
@@ -166,16 +175,28 @@ def _from_once_for_all(source, kind, cfg):
         source=source, what="once-for-all OFAResNets checkpoint", cfg=cfg)
     fmt = (f"once-for-all OFAResNets torch checkpoint, {'zip' if kind == 'torch-zip' else 'legacy'} format, "
            f"{holder}, {'flat' if flat else 'module'} names")
-    return arrays, _report(source, fmt, cfg, arrays, dropped, counters)
+    return arrays, _report(source, fmt, cfg, arrays, dropped, counters, "relu")
 
 
-def _read_h5(source):
-    from ..nets.detector import read_parameters  # nnabla; only needed for .h5 sources
+def read_h5_parameters(source) -> "OrderedDict[str, np.ndarray]":
+    """{name: array} of an nnabla parameter ``.h5`` (``nn.save_parameters``: one dataset per
+    parameter, path = name, attribute ``index`` = order), read with h5py (nnabla's own loader takes
+    ~3x longer and goes through its global parameter scope)."""
+    import h5py  # a dependency of nnabla; only needed for .h5 sources
+    items = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            index = obj.attrs.get("index", None)
+            items.append((int(index) if index is not None else len(items), name, obj[...]))
+
     try:
-        return read_parameters(source)
-    except Exception as err:  # nnabla raises several types for a damaged file
+        with h5py.File(os.fspath(source), "r") as f:
+            f.visititems(visit)
+    except Exception as err:  # h5py raises several types for a damaged file
         raise TransferError(f"{os.fspath(source)}: cannot read the .h5 parameter file ({type(err).__name__}: "
                             f"{err})") from None
+    return OrderedDict((name, np.asarray(a)) for _, name, a in sorted(items, key=lambda t: t[0]))
 
 
 def _from_nnabla_nas(source, params, cfg):
@@ -183,12 +204,14 @@ def _from_nnabla_nas(source, params, cfg):
         params, nnabla_nas_name_map(), nnabla_nas_unused, lambda k, known: k,
         to_ours=lambda v, shape: np.ascontiguousarray(v, dtype=np.float32),
         source_shape=lambda ours, shape: shape, source=source, what="NNablaNAS ofa_resnet50 SearchNet .h5", cfg=cfg)
-    return arrays, _report(source, "NNablaNAS ofa_resnet50 SearchNet parameters (.h5)", cfg, arrays, dropped, counters)
+    # NNablaNAS's ofa_resnet50 builds its stem DynamicConvLayers without act_func: its default ReLU6
+    return arrays, _report(source, "NNablaNAS ofa_resnet50 SearchNet parameters (.h5)", cfg, arrays, dropped, counters,
+                           "relu6")
 
 
 def _from_backbone_file(source, params, cfg):
     marker = np.asarray(params[BACKBONE_MARKER], dtype=np.float64).reshape(-1)
-    if marker.size != 3 or int(marker[0]) != BACKBONE_FORMAT:
+    if marker.size != 4 or int(marker[0]) != BACKBONE_FORMAT:
         raise TransferError(f"{os.fspath(source)}: unknown import-weights file version {marker.tolist()}")
     wm, div = float(marker[1]), int(marker[2])
     if abs(wm - cfg.width_mult) > 1e-6 or div != cfg.divisor:
@@ -201,7 +224,8 @@ def _from_backbone_file(source, params, cfg):
         rest, OrderedDict((k, k) for k in shapes), lambda k: False, lambda k, known: k,
         to_ours=lambda v, shape: np.ascontiguousarray(v, dtype=np.float32),
         source_shape=lambda ours, shape: shape, source=source, what="import-weights file", cfg=cfg)
-    return arrays, _report(source, "backbone .h5 written by import-weights", cfg, arrays, dropped, counters)
+    return arrays, _report(source, "backbone .h5 written by import-weights", cfg, arrays, dropped, counters,
+                           "relu6" if marker[3] else "relu")
 
 
 def import_supernet(source, config: SupernetConfig):
@@ -215,7 +239,7 @@ def import_supernet(source, config: SupernetConfig):
     kind = sniff(source)
     if kind != "h5":
         return _from_once_for_all(source, kind, config)
-    params = _read_h5(source)
+    params = read_h5_parameters(source)
     if BACKBONE_MARKER in params:
         return _from_backbone_file(source, params, config)
     if SUPERNET_MARKER in params or any(k.startswith(("neck/", "hm/")) for k in params):
@@ -228,22 +252,25 @@ def import_supernet(source, config: SupernetConfig):
                         f"this project can import")
 
 
-def save_backbone(path, arrays, config: SupernetConfig) -> None:
-    """Write imported backbone ``arrays`` as an ``.h5`` that ``pretrained`` reads back (atomically).
+def save_backbone(path, arrays, report) -> None:
+    """Write backbone ``arrays`` imported with ``report`` (:func:`import_supernet`) as an ``.h5`` that
+    ``pretrained`` reads back; atomically.
 
     The file holds only backbone parameters and :data:`BACKBONE_MARKER` (format, width_mult,
-    divisor): a full-network loader refuses it (``DetectorNet.load_parameters``) instead of
-    taking it for a DetOFA supernet."""
+    divisor, the source's stem activation): a full-network loader refuses it
+    (``DetectorNet.load_parameters``) instead of taking it for a DetOFA supernet."""
     import nnabla as nn
     from ..atomic import atomic_path
+    config = SupernetConfig(width_mult=report["config"]["width_mult"], divisor=report["config"]["divisor"])
     shapes = backbone_shapes(config)
-    if list(arrays) != list(shapes):
+    if list(arrays) != list(shapes) or any(tuple(a.shape) != shapes[k] for k, a in arrays.items()):
         raise ValueError("save_backbone: arrays are not the supernet backbone's parameters")
     with nn.parameter_scope("", OrderedDict()):
         params = OrderedDict()
         for k, a in arrays.items():
             params[k] = nn.Variable.from_numpy_array(np.ascontiguousarray(a, np.float32))
         params[BACKBONE_MARKER] = nn.Variable.from_numpy_array(
-            np.array([BACKBONE_FORMAT, config.width_mult, config.divisor], np.float32))
+            np.array([BACKBONE_FORMAT, config.width_mult, config.divisor,
+                      report["source_stem_activation"] == "relu6"], np.float32))
         with atomic_path(path, suffix=".h5") as tmp:
             nn.save_parameters(tmp, params)
