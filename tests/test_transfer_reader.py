@@ -137,3 +137,18 @@ def test_not_a_checkpoint(tmp_path):
         f.writestr("network.nntxt", "x")
     with pytest.raises(CheckpointError, match="data.pkl"):
         load_torch_checkpoint(str(z))
+
+
+def test_reading_a_checkpoint_loads_nothing_heavy():
+    """The reader and the once-for-all import are numpy + standard library (no torch, no nnabla)."""
+    import subprocess
+    import sys
+    heavy = ("torch", "nnabla", "nnabla_nas", "nnabla_ext", "hydra", "h5py", "cv2")
+    code = ("import sys; from nnabla_nas_detofa.space import SupernetConfig;"
+            "from nnabla_nas_detofa.transfer import import_supernet;"
+            f"a, r = import_supernet({os.path.join(OFA, 'ofa_supernet_resnet50_w0.25.pth')!r}, "
+            "SupernetConfig(width_mult=0.25)); assert r['loaded'] == 305;"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
