@@ -48,6 +48,9 @@ def test_storage_types_views_and_nesting(tmp_path, writer):
         # two tensors over one storage: a transposed view and an offset slice
         "t": View("s", base, 0, (4, 6), (1, 4)),
         "tail": View("s", base, 10, (2, 3), (3, 1)),
+        # bfloat16: the top 16 bits of float32 (widened back to float32)
+        "bf16": View("b", (np.array([1.0, -2.5, 3.140625], np.float32).view(np.uint32) >> 16).astype(np.uint16),
+                     0, (3,), (1,), storage_name="BFloat16Storage"),
     }, "epoch": 3, "nested": {"a": {"b": "c"}}}
     path = str(tmp_path / "ck.pth")
     writer(path, obj)
@@ -58,6 +61,7 @@ def test_storage_types_views_and_nesting(tmp_path, writer):
         assert np.array_equal(sd[k], obj["state_dict"][k]), k
     assert np.array_equal(sd["t"], base.reshape(6, 4).T) and sd["t"].flags.c_contiguous
     assert np.array_equal(sd["tail"], base[10:16].reshape(2, 3))
+    assert sd["bf16"].dtype == np.float32 and sd["bf16"].tolist() == [1.0, -2.5, 3.140625]
     assert got["epoch"] == 3 and got["nested"] == {"a": {"b": "c"}}
 
 
