@@ -184,7 +184,7 @@ class ClassificationPretrainer(DetOFARunner):
         cfg = self.model.config
         params = self.model.get_parameters()
         arrays = {k: params[k].d.copy() for k in backbone_shapes(cfg)}
-        report = {"config": cfg.to_dict(), "source_stem_activation": "relu"}
+        report = {"config": cfg.to_dict(), "source_stem_activation": cfg.stem_activation}
         save_backbone(os.path.join(self.out, "backbone.h5"), arrays, report)
         size = self.hparams["crop_size"]
         summary = {"epochs": self.cur_epoch, "steps": self.global_step, "crops": len(self.crops),

@@ -387,6 +387,7 @@ def run_experiment(conf, source="experiment"):
     calib = None
     if not args["search"]:
         calib = training_calibration(loaders["train"], conf["hparams"], args["output_path"])
+    nn.seed(int(conf["hparams"].get("seed", 0)))  # initial weights: a function of the experiment alone
     model = build_network(conf, args["search"], source, bn_calibration=calib)
     optimizers = build_optimizers(conf, loaders, comm.n_procs, source)
     if comm.rank == 0:
