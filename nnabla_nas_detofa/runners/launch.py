@@ -7,13 +7,14 @@ up by name in NNablaNAS's own tables, where ``nnabla_nas_detofa.registry`` put o
 """
 import copy
 import inspect
-import json
 import os
 import time
 
 import nnabla as nn
 
-from ..atomic import write_json_atomic, write_text_atomic
+from ..atomic import write_json_atomic
+from ..data.synthetic import SYNTHETIC_MARKER, check_synthetic_options, synthetic_state
+from ..reading import read_json
 from ..space import ConfigError, SupernetConfig
 from . import RUNNERS
 from .context import CONTEXTS, make_context, set_hydra_context, use_context
@@ -184,12 +185,11 @@ def check_output_folder(out: str, conf, source) -> None:
              "input_size": _input_size(conf, source)}
     info = os.path.join(path, RUN_FILE)
     if os.path.isfile(info):
-        try:
-            with open(info, encoding="utf-8") as f:
-                have = json.load(f)
-        except (OSError, ValueError):
-            have = None
-        if have is not None and {k: have.get(k) for k in ident} != ident:
+        have = read_json(info, ExperimentError, "run identity file")
+        if not isinstance(have, dict):
+            raise ExperimentError(f"{info}: expected an object with {sorted(ident)} (the file of another tool? "
+                                  f"give a new output folder with -o)")
+        if {k: have.get(k) for k in ident} != ident:
             diff = [k for k in ident if have.get(k) != ident[k]]
             raise ExperimentError(f"{source}: output folder {out!r} holds a run with other settings ({', '.join(diff)}: "
                                   f"{ {k: have.get(k) for k in diff} }); give a new output folder (-o) to start "
@@ -304,6 +304,29 @@ def check_data_agrees(conf, loaders, source):
                               f"{', ...' if ds.num_classes > 8 else ''})")
 
 
+def check_images(loaders, source):
+    """Every image file the run will read (train, valid and test splits) exists, has a readable
+    header, the size its annotation says and its end marker, before any training step
+    (``data.check.verify_images``: no decoding, thousands of images per second)."""
+    from ..data.check import verify_images
+    records = []
+    for key in ("train", "valid", "test"):
+        ld = loaders.get(key)
+        if ld is None or not hasattr(ld, "dataset"):
+            continue
+        records.extend(ld.dataset.records)
+        if key == "test" and hasattr(ld, "eval_dataset"):
+            records.extend(ld.eval_dataset("test").records)
+    if not records:
+        return
+    workers = max(1, int(getattr(loaders["train"], "options", {}).get("num_workers") or 1))
+    problems = verify_images(records, workers=max(workers, 2))
+    if problems:
+        more = f" (and {len(problems) - 1} more image problem(s); run check-data to list them)" \
+            if len(problems) > 1 else ""
+        raise ExperimentError(f"{source}: {problems[0]}{more}")
+
+
 def check_optimizers(conf, source):
     from .optim import OptimizerConfigError, make_optimizer
     spec = conf["optimizer"]
@@ -363,6 +386,7 @@ def run_experiment(conf, source="experiment"):
     searching = bool(cls.needs_dval(conf["hparams"])) if hasattr(cls, "needs_dval") else bool(args["search"])
     loaders = build_dataloaders(conf, comm, searching, source)
     check_data_agrees(conf, loaders, source)
+    check_images(loaders, source)
     calib = None
     if not args["search"]:
         calib = training_calibration(loaders["train"], conf["hparams"], args["output_path"])
@@ -389,12 +413,9 @@ def training_calibration(train_loader, hparams, out_dir):
     return calib.images if calib is not None else None
 
 
-SYNTHETIC_MARKER = "SYNTHETIC_COMPLETE"
-
-
 def check_synthetic(dl_args: dict, where: str):
     """``"synthetic"`` may only write a data set into an empty (or absent) folder, or re-use one it
-    made itself: it never writes into a folder that holds anything else."""
+    made itself (``SYNTHETIC_MARKER``): it never writes into a folder that holds anything else."""
     spec = dl_args.get("synthetic")
     if spec is None:
         return
@@ -403,22 +424,21 @@ def check_synthetic(dl_args: dict, where: str):
     root = dl_args.get("root")
     if not root or not isinstance(root, str):
         raise ExperimentError(f"{where}: 'synthetic' needs 'root' (where to write the data set)")
+    try:
+        check_synthetic_options(spec, f"{where}.synthetic")
+    except ValueError as err:
+        raise ExperimentError(str(err)) from None
     if os.path.isfile(os.path.join(root, SYNTHETIC_MARKER)):
         return
-    if os.path.exists(root) and (not os.path.isdir(root) or os.listdir(root)):
+    if synthetic_state(root) not in ("absent", "empty"):
         raise ExperimentError(f"{where}.root={root!r} exists and is not a synthetic data set made by this tool; "
                               f"'synthetic' never writes into a folder that holds anything else (remove "
                               f"'synthetic' to read the data there, or point 'root' at a new folder)")
-    from ..data.synthetic import check_synthetic_options
-    try:
-        check_synthetic_options(spec)
-    except ValueError as err:
-        raise ExperimentError(f"{where}.synthetic: {err}") from None
 
 
 def prepare_synthetic(dl_args: dict, rank: int = 0, where: str = "dataloader"):
     """``"synthetic": {...}`` in the loader options makes the embedded demo data set on first use
-    (rank 0 writes it; other ranks wait for its completion marker)."""
+    (rank 0 writes it, marker last; other ranks wait for the marker)."""
     check_synthetic(dl_args, where)
     spec = dl_args.pop("synthetic", None)
     if spec is None:
@@ -428,9 +448,12 @@ def prepare_synthetic(dl_args: dict, rank: int = 0, where: str = "dataloader"):
     if os.path.isfile(marker):
         return root
     if rank == 0:
+        from ..data.records import DataError
         from ..data.synthetic import make_synthetic_voc
-        make_synthetic_voc(root, **spec)
-        write_text_atomic(marker, "ok\n")
+        try:
+            make_synthetic_voc(root, **check_synthetic_options(spec, f"{where}.synthetic"))
+        except DataError as err:
+            raise ExperimentError(f"{where}.synthetic: {err}") from None
     else:
         while not os.path.isfile(marker):
             time.sleep(1.0)
