@@ -11,6 +11,7 @@ USER_ERROR_TYPES = (
     ("nnabla_nas_detofa.runners.context", ("ContextError",)),
     ("nnabla_nas_detofa.runners.launch", ("ExperimentError",)),
     ("nnabla_nas_detofa.runners.optim", ("OptimizerConfigError",)),
+    ("nnabla_nas_detofa.runners.checkpoint", ("CheckpointError",)),
     ("nnabla_nas_detofa.schema", ("SchemaError",)),
     ("nnabla_nas_detofa.space.arch", ("ArchError",)),
     ("nnabla_nas_detofa.space.config", ("ConfigError",)),

@@ -42,6 +42,7 @@ from typing import Optional
 
 from nnabla_nas.dataset.dataloader import BaseDataLoader
 
+from ..schema import MAX_SEED, finite_number, show_value
 from .dataset import DEFAULT_SPLITS, FORMATS, load_dataset
 from .pipeline import DetectionLoader, default_workers, search_split, shard
 from .records import DataError, DetectionDataset
@@ -55,10 +56,11 @@ DEFAULTS = {
 }
 
 
-def _int(opts, key, low, where):
+def _int(opts, key, low, where, high=None):
     v = opts[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-        raise DataError(f"{where}.{key}: expected an integer >= {low}, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+        raise DataError(f"{where}.{key}: expected an integer " + (f">= {low}" if high is None else f"in {low}..{high}")
+                        + f", got {show_value(v)}")
 
 
 def loader_options(args: dict, fmt_default: str = "voc", where: str = "dataloader") -> dict:
@@ -82,24 +84,24 @@ def loader_options(args: dict, fmt_default: str = "voc", where: str = "dataloade
     for k in ("train_split", "valid_split", "test_split"):
         if not isinstance(opts[k], str) or not opts[k]:
             raise DataError(f"{where}.{k}: expected a split name, got {opts[k]!r}")
-    _int(opts, "input_size", 8, where)
-    _int(opts, "output_stride", 1, where)
+    _int(opts, "input_size", 8, where, 8192)
+    _int(opts, "output_stride", 1, where, 64)
     if opts["input_size"] % opts["output_stride"]:
         raise DataError(f"{where}.input_size={opts['input_size']}: not a multiple of output_stride "
                         f"{opts['output_stride']}")
-    _int(opts, "max_objs", 1, where)
-    _int(opts, "seed", 0, where)
-    _int(opts, "prefetch", 1, where)
+    _int(opts, "max_objs", 1, where, 100_000)
+    _int(opts, "seed", 0, where, MAX_SEED)
+    _int(opts, "prefetch", 1, where, 1024)
     if opts["num_workers"] is None:
         opts["num_workers"] = default_workers()
-    _int(opts, "num_workers", 0, where)
+    _int(opts, "num_workers", 0, where, 256)
     if opts["num_classes"] is not None:
         _int(opts, "num_classes", 1, where)
     if opts["radius_mode"] not in ("centernet", "exact"):
         raise DataError(f"{where}.radius_mode: expected 'centernet' or 'exact', got {opts['radius_mode']!r}")
     f = opts["search_valid_fraction"]
-    if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < 1:
-        raise DataError(f"{where}.search_valid_fraction: expected a number in [0, 1), got {f!r}")
+    if not finite_number(f) or not 0 <= f < 1:
+        raise DataError(f"{where}.search_valid_fraction: expected a number in [0, 1), got {show_value(f)}")
     if opts["shuffle"] is not None and not isinstance(opts["shuffle"], bool):
         raise DataError(f"{where}.shuffle: expected true, false or null, got {opts['shuffle']!r}")
     AugmentConfig.from_value(opts["augment"], f"{where}.augment")

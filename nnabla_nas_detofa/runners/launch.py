@@ -18,7 +18,7 @@ from ..reading import read_json
 from ..space import ConfigError, SupernetConfig
 from . import RUNNERS
 from .context import CONTEXTS, make_context, set_hydra_context, use_context
-from .schema import Bool, Choice, Custom, SchemaError, Str, validate
+from .schema import Bool, Choice, Custom, SchemaError, Str, unknown_key_message, validate
 
 RUN_FILE = "run.json"
 EXPERIMENT_FILE = "experiment.json"   # the experiment as run (itself a runnable experiment file)
@@ -246,6 +246,42 @@ def build_network(conf, search, source, bn_calibration=None):
     return _construct(factory, attrs, f"{source}: network.{name}")
 
 
+def check_network_entry(conf, source):
+    """The network entry's keys other than the supernet settings are arguments of the network's
+    SearchNet / TrainNet, and ``space`` / ``arch`` are valid (``arch`` as TrainNet reads it: an
+    object, a JSON string or a file of one arch), before any data is read."""
+    import nnabla_nas.contrib as contrib
+
+    from ..nets.detofa_resnet50 import resolve_arch
+    from ..space import ArchError, SpaceError, space_from_spec
+    from ..space.config import CONFIG_KEYS
+    name, net = next(iter(conf["network"].items()))
+    mod = contrib.__dict__.get(name)
+    if mod is None or not hasattr(mod, "SearchNet"):
+        return                                            # build_network names the unknown network
+    where = f"network.{name}"
+    _, rest = SupernetConfig.split_kwargs(net, where)
+    named = set()
+    for factory in (mod.SearchNet, getattr(mod, "TrainNet", None)):
+        try:
+            named |= {p.name for p in inspect.signature(factory).parameters.values()
+                      if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        except (TypeError, ValueError):
+            return
+    named.discard("bn_calibration")                       # passed by the launcher, not the file
+    for key in rest:
+        if key not in named:
+            raise ExperimentError(f"{source}: " + unknown_key_message(str(key), sorted(named | set(CONFIG_KEYS)),
+                                                                      where))
+    try:
+        if rest.get("space") is not None:
+            space_from_spec(rest["space"], f"{where}.space")
+        if rest.get("arch") is not None:
+            resolve_arch(rest["arch"], f"{where}.arch")
+    except (ArchError, SpaceError) as err:
+        raise ExperimentError(f"{source}: {err}") from None
+
+
 def check_network_files(conf, source):
     """The weight files the network entry names exist (before any data is read)."""
     name, attrs = next(iter(conf["network"].items()))
@@ -359,6 +395,7 @@ def prepare(conf, source="experiment"):
     if not args["output_path"]:
         args["output_path"] = os.path.join("log", args["algorithm"])
     network_settings(conf, source)
+    check_network_entry(conf, source)
     check_network_files(conf, source)
     derive_shapes(conf, source)
     check_hparams(conf, cls, source)
