@@ -245,3 +245,11 @@ def seed_spec(default=0) -> Int:
 def workers_spec(default=4) -> Int:
     """Threads of a thread pool."""
     return Int(1, 256, default=default)
+
+
+MAX_EPOCHS = 100_000
+
+
+def epochs_spec(**kw) -> Int:
+    """A number of training epochs."""
+    return Int(0, MAX_EPOCHS, **kw)

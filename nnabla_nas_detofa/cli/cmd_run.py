@@ -36,8 +36,8 @@ def merge_flags(conf, args):
 
 
 def run_from_args(args):
+    conf = merge_flags(load_experiment(args.file), args)   # file errors come before nnabla is imported
     from ..runners.launch import run_experiment
-    conf = merge_flags(load_experiment(args.file), args)
     return run_experiment(conf, source=args.file)
 
 

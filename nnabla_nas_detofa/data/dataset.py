@@ -49,6 +49,17 @@ def default_split(fmt: str, root: str, purpose: str = "test") -> str:
                     f"(available: {', '.join(avail) or 'none'})")
 
 
+def check_split(fmt: str, root: str, split: str) -> None:
+    """``DataError`` (naming the split and what is there) when ``split`` does not exist in ``root``."""
+    if fmt == "voc":
+        voc.split_files(root, split)
+        return
+    path = coco.annotation_path(root, split)
+    if not os.path.isfile(path):
+        avail = coco.available_splits(root)
+        raise DataError(f"{path}: annotation file is missing (available splits: {', '.join(avail) or 'none'})")
+
+
 _CACHE = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 8

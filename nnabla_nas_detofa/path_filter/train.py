@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 import numpy as np
 
-from ..schema import Bool, Choice, Int, Num, SchemaError, seed_spec, validate
+from ..schema import Bool, Choice, Int, Num, SchemaError, epochs_spec, seed_spec, validate
 from ..space import Buckets, SearchSpace, SupernetConfig, space_buckets
 from .loss import pair_targets, pairwise_hinge_loss, pairwise_hinge_loss_nn
 from .model import PathFilter, PathFilterConfig, PathFilterError, SEQ_LEN, default_vocabulary
@@ -25,7 +25,7 @@ from .quality import quality_report
 
 MIN_PATHS = 10
 TRAIN_OPTIONS = {   # what a user sets: ``path-filter train`` flags, the runner's ``hparams.filter``
-    "epochs": Int(0, 100_000, default=20),
+    "epochs": epochs_spec(default=20),
     "batch_size": Int(2, 100_000, default=32),
     "lr": Num(0, lo_open=True, default=3e-4),
     "val_fraction": Num(0, 1, lo_open=True, hi_open=True, default=0.2),

@@ -363,9 +363,15 @@ def check_images(loaders, source):
         raise ExperimentError(f"{source}: {problems[0]}{more}")
 
 
-def check_optimizers(conf, source):
+def check_optimizers(conf, source, cls=None):
     from .optim import OptimizerConfigError, make_optimizer
     spec = conf["optimizer"]
+    used = getattr(cls, "OPTIMIZERS", None)
+    if used is not None:
+        for key in spec:
+            if key not in used:
+                raise ExperimentError(f"{source}: " + unknown_key_message(str(key), list(used), "optimizer")
+                                      + f" ({conf['args']['algorithm']} uses no other solver)")
     for key, s in spec.items():
         try:
             make_optimizer(s, conf["hparams"]["epoch"], 1, f"optimizer.{key}")
@@ -399,6 +405,7 @@ def prepare(conf, source="experiment"):
     check_network_files(conf, source)
     derive_shapes(conf, source)
     check_hparams(conf, cls, source)
+    check_optimizers(conf, source, cls)
     loader_module(conf, source)
     name, dl = next(iter(conf["dataloader"].items()))
     check_synthetic(dl, f"{source}: dataloader.{name}")
@@ -413,7 +420,6 @@ def run_experiment(conf, source="experiment"):
     ctx, event = make_context(args["context"], args["device_id"], args["type_config"])
     comm = make_communicator(ctx)
     check_batches(conf["hparams"], comm.n_procs, source)
-    check_optimizers(conf, source)
     use_context(comm.ctx)
     set_hydra_context(".")
     args.update({"comm": comm, "event": event})

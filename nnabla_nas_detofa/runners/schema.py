@@ -2,7 +2,7 @@
 only, so the command-line tools validate their flags with the same specs without importing
 nnabla); runner modules keep importing them from here."""
 from ..schema import (MISSING, Bool, Choice, Custom, Int, ListOf, Num, Obj, SchemaError, Spec, Str,
-                      finite_number, seed_spec, show_value, unknown_key_message, validate, workers_spec)
+                      epochs_spec, finite_number, seed_spec, show_value, unknown_key_message, validate, workers_spec)
 
 __all__ = ["MISSING", "Bool", "Choice", "Custom", "Int", "ListOf", "Num", "Obj", "SchemaError", "Spec", "Str",
-           "finite_number", "seed_spec", "show_value", "unknown_key_message", "validate", "workers_spec"]
+           "epochs_spec", "finite_number", "seed_spec", "show_value", "unknown_key_message", "validate", "workers_spec"]

@@ -16,7 +16,7 @@ from ..atomic import atomic_path, write_json_atomic
 from ..space import Arch, SearchSpace, flops_range, mflops, space_from_spec
 from .base import VALID_ARCHS, DetOFARunner, space_spec
 from .checkpoint import find_checkpoint, load_checkpoint_info, save_checkpoint
-from .schema import Bool, Choice, Custom, Int
+from .schema import Bool, Choice, Custom, Int, epochs_spec
 
 def _space_schedule(v, where):
     if not isinstance(v, list) or not v:
@@ -30,7 +30,7 @@ def _space_schedule(v, where):
 
 
 HPARAMS = {
-    "epoch": Int(0),                             # required: the length of the training
+    "epoch": epochs_spec(),                      # required: the length of the training
     "space": space_spec(),
     "space_schedule": Custom(_space_schedule, "a list of [space, epochs] pairs", nullable=True, default=None),
     "sampling": Choice(("decision", "path"), default="decision"),   # path: uniform over distinct networks
