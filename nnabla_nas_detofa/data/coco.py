@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..reading import read_json
 from ..schema import finite_number, show_value
-from .records import DataError, DetectionDataset, Problem, box_problems, make_record, raise_fatal
+from .records import MAX_COORD, DataError, DetectionDataset, Problem, box_problems, make_record, raise_fatal
 
 
 def annotation_path(root: str, split: str) -> str:
@@ -60,7 +60,7 @@ def read_coco_json(path: str, available: Optional[List[str]] = None) -> dict:
 
 
 def _finite_numbers(v, n) -> bool:
-    return isinstance(v, (list, tuple)) and len(v) == n and all(finite_number(x) for x in v)
+    return isinstance(v, (list, tuple)) and len(v) == n and all(finite_number(x) and abs(x) <= MAX_COORD for x in v)
 
 
 def _is_int(v) -> bool:
@@ -78,7 +78,7 @@ def _check_annotation(a, images, cat_index, ann_ids) -> Optional[str]:
     if not _is_int(cid) or cid not in cat_index:
         return f"category_id {show_value(cid)} is not in 'categories'"
     if not _finite_numbers(a.get("bbox"), 4):
-        return f"bbox {show_value(a.get('bbox'))} is not 4 finite numbers [x, y, w, h]"
+        return f"bbox {show_value(a.get('bbox'))} is not 4 finite numbers [x, y, w, h] (of at most {MAX_COORD:g})"
     aid = a.get("id")
     if "id" not in a:
         return "'id' is missing (pycocotools matches detections to annotations by id)"
@@ -134,8 +134,8 @@ def parse_coco(data: dict, path: str, img_dir: str, check_images: bool = True):
             problems.append(Problem("fatal", where, f"file_name {show_value(im['file_name'])} is not a file name"))
             continue
         if not (_is_int(im["width"]) and _is_int(im["height"]) and im["width"] > 0 and im["height"] > 0):
-            problems.append(Problem("fatal", where, f"width/height {show_value(im['width'])}x{show_value(im['height'])} "
-                                                    f"are not positive integers"))
+            size = f"{show_value(im['width'])}x{show_value(im['height'])}"
+            problems.append(Problem("fatal", where, f"width/height {size} are not positive integers"))
             continue
         if im["id"] in images:
             problems.append(Problem("fatal", where, f"duplicate image id {im['id']}"))

@@ -30,7 +30,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..reading import read_lines
 from .images import probe_image
-from .records import DataError, DetectionDataset, ImageRecord, Problem, box_problems, make_record, raise_fatal
+from .records import (MAX_COORD, DataError, DetectionDataset, ImageRecord, Problem, box_problems, make_record,
+                      raise_fatal)
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -273,8 +274,9 @@ def parse_voc_xml(xml_path: str, image_id: str, image_dir: str, class_index: Dic
             except ValueError:
                 problems.append(Problem("fatal", where, f"bndbox <{tag}> is {t!r}, not a number"))
                 break
-            if v != v or v in (float("inf"), float("-inf")):
-                problems.append(Problem("fatal", where, f"bndbox <{tag}> is {t!r}, not a finite number"))
+            if not math.isfinite(v) or abs(v) > MAX_COORD:
+                problems.append(Problem("fatal", where, f"bndbox <{tag}> is {t!r}, not a finite number "
+                                                        f"(of at most {MAX_COORD:g} in size)"))
                 break
             coords.append(v)
         if len(coords) != 4:

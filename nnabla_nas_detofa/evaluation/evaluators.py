@@ -21,6 +21,7 @@ import numpy as np
 
 from ..data.coco import records_to_coco_json
 from ..reading import read_json
+from ..schema import show_value
 from ..data.records import DetectionDataset
 from .coco_ap import ResultsError, check_entry, coco_evaluate, coco_from_json
 from .voc_map import METRICS as VOC_METRICS
@@ -75,12 +76,12 @@ def results_to_detections(dataset: DetectionDataset, results: list, where: str =
         iid = r["image_id"]
         if isinstance(iid, (dict, list, bool)) or iid not in known:
             hint = " (VOC image ids are file stems, as strings)" if dataset.format == "voc" else ""
-            raise ResultsError(f"{where}[{k}]: image_id {iid!r} is not in {dataset.split}{hint}")
+            raise ResultsError(f"{where}[{k}]: image_id {show_value(iid)} is not in {dataset.split}{hint}")
         lab = None if isinstance(r["category_id"], (dict, list, bool)) else dataset.label_of(r["category_id"])
         if lab is None:
             what = "a class name: " + ", ".join(dataset.class_names) if dataset.format == "voc" else \
                 "a category id of the annotation file"
-            raise ResultsError(f"{where}[{k}]: category_id {r['category_id']!r} is not {what}")
+            raise ResultsError(f"{where}[{k}]: category_id {show_value(r['category_id'])} is not {what}")
         per.setdefault(iid, ([], [], []))
         per[iid][0].append([b[0], b[1], b[0] + b[2], b[1] + b[3]])
         per[iid][1].append(float(s))
