@@ -44,10 +44,11 @@ def run_train(args):
         space = space_from_spec(args.space)
     except SpaceError as err:
         raise UserError(str(err)) from None
-    supernet = input_size = None
+    supernet, input_size = supernet_config(args), None     # the flags are checked even when unused
     if args.input_size is not None:
         input_size = input_size_flag(args.input_size)
-        supernet = supernet_config(args)
+    else:
+        supernet = None
     pathset = _read_pathset(args.paths, space)
     test = _read_pathset(args.test_paths, space) if args.test_paths else None
     abl = set(args.ablation or ())

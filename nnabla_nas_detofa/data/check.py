@@ -103,13 +103,14 @@ def _verify_one(rec: ImageRecord, decode: bool = False) -> Optional[Problem]:
 
 
 def verify_images(records: Sequence[ImageRecord], workers: int = 4, decode: bool = False) -> List[Problem]:
-    """One problem per unusable image file, in record order (each file checked once): missing,
+    """One problem per unusable image file, in record order (each file and size checked once): missing,
     unreadable, empty, not an image, truncated, or of another size than its record says
     (``images.probe_image``; no decoding unless ``decode``)."""
     seen, todo = set(), []
     for r in records:
-        if r.image_path not in seen:
-            seen.add(r.image_path)
+        key = (r.image_path, r.width, r.height)      # a file named twice with two sizes: both checked
+        if key not in seen:
+            seen.add(key)
             todo.append(r)
     if not todo:
         return []

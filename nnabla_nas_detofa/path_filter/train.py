@@ -27,7 +27,7 @@ MIN_PATHS = 10
 TRAIN_OPTIONS = {   # what a user sets: ``path-filter train`` flags, the runner's ``hparams.filter``
     "epochs": epochs_spec(default=20),
     "batch_size": Int(2, 100_000, default=32),
-    "lr": Num(0, lo_open=True, default=3e-4),
+    "lr": Num(0, 1, lo_open=True, default=3e-4),      # Adam on a small transformer
     "val_fraction": Num(0, 1, lo_open=True, hi_open=True, default=0.2),
     "budget": Bool(nullable=True, default=None),
     "block_pe": Bool(nullable=True, default=None),

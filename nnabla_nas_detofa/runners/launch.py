@@ -15,7 +15,7 @@ import nnabla as nn
 from ..atomic import write_json_atomic
 from ..data.synthetic import SYNTHETIC_MARKER, check_synthetic_options, synthetic_state
 from ..reading import read_json
-from ..space import ConfigError, SupernetConfig
+from ..space import ConfigError, SupernetConfig, check_input_size
 from . import RUNNERS
 from .context import CONTEXTS, make_context, set_hydra_context, use_context
 from .schema import Bool, Choice, Custom, SchemaError, Str, unknown_key_message, validate
@@ -128,9 +128,10 @@ def check_hparams(conf, cls, source):
 def _input_size(conf, source):
     name, dl = next(iter(conf["dataloader"].items()))
     size = dl.get("input_size", 384)
-    if isinstance(size, bool) or not isinstance(size, int) or size % 32 or size <= 0:
-        raise ExperimentError(f"{source}: 'dataloader.{name}.input_size'={size!r} must be a positive multiple of 32")
-    return size
+    try:
+        return check_input_size(size, f"dataloader.{name}.input_size")
+    except ConfigError as err:
+        raise ExperimentError(f"{source}: {err}") from None
 
 
 def network_settings(conf, source) -> SupernetConfig:

@@ -30,6 +30,7 @@ class ConstantScheduler(LRS.BaseLearningRateScheduler):
 
 
 LR_KEYS = ("alpha", "lr", "eta")   # what NNabla's solvers call their learning rate
+LR = Num(0, 100, lo_open=True)     # a larger learning rate is a typo (and gives NaN in a few steps)
 SCHEDULE_KEYS = {      # key: (spec, the schedulers it applies to)
     "steps": (ListOf(Int(1), 1), ("StepScheduler",)),
     "gamma": (Num(0, lo_open=True), ("StepScheduler",)),
@@ -100,7 +101,7 @@ def make_optimizer(spec: dict, epochs: int, iters_per_epoch: int, where: str) ->
         raise OptimizerConfigError(f"{where}: missing key 'lr'")
     if len(given) > 1:
         raise OptimizerConfigError(f"{where}: the learning rate is given twice ({', '.join(given)})")
-    lr = _check(Num(0, lo_open=True), spec.pop(given[0]), f"{where}.{given[0]}")
+    lr = _check(LR, spec.pop(given[0]), f"{where}.{given[0]}")
     sched = make_scheduler(spec.pop("lr_scheduler", None), lr, epochs, iters_per_epoch, f"{where}.lr_scheduler")
     extra = {k: _check(COMMON_KEYS[k], spec.pop(k), f"{where}.{k}") for k in COMMON_KEYS if k in spec}
     allowed = set(params) - {lr_key}
