@@ -357,7 +357,7 @@ def check_images(loaders, source):
     if not records:
         return
     workers = max(1, int(getattr(loaders["train"], "options", {}).get("num_workers") or 1))
-    problems = verify_images(records, workers=max(workers, 2))
+    problems = verify_images(records, workers=workers)   # threads help on cold disks, not on cached files
     if problems:
         more = f" (and {len(problems) - 1} more image problem(s); run check-data to list them)" \
             if len(problems) > 1 else ""
