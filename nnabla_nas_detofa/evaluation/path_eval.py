@@ -148,7 +148,11 @@ class PathEvaluator:
 
 
 def gather_objects(comm, obj) -> list:
-    """Every rank's ``obj`` on rank 0 (through the MPI communicator's object gather); [] elsewhere."""
+    """Every rank's ``obj`` on rank 0, in rank order (through the MPI communicator's object gather,
+    or the communicator's own ``gather_objects``); [] elsewhere."""
+    own = getattr(comm, "gather_objects", None)
+    if callable(own):
+        return own(obj)
     mpi = getattr(comm.comm, "mpi_comm", None) or getattr(comm, "mpi_comm", None)
     if mpi is None:
         from mpi4py import MPI  # multi-process evaluation needs mpi4py, as nnabla's MPI communicator does

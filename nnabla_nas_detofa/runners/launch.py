@@ -387,7 +387,12 @@ def build_optimizers(conf, loaders, n_procs, source):
     hp = conf["hparams"]
     spec = conf["optimizer"] or {"train": {"name": "Adam", "lr": 5e-4}}
     iters = max(1, len(loaders["train"]) // (hp["batch_size_train"] // n_procs))
-    return {key: make_optimizer(s, int(hp["epoch"]), iters, f"optimizer.{key}") for key, s in spec.items()}
+    out = {}
+    for key, s in spec.items():
+        out[key] = make_optimizer(s, int(hp["epoch"]), iters, f"optimizer.{key}")
+        # what a runner needs to rebuild the schedule (e.g. one per progressive-shrinking stage)
+        out[key].detofa_spec, out[key].detofa_iters_per_epoch = copy.deepcopy(s), iters
+    return out
 
 
 def prepare(conf, source="experiment"):

@@ -46,6 +46,34 @@ def _check(spec, value, where):
         raise OptimizerConfigError(str(err)) from None
 
 
+class StagedScheduler(LRS.BaseLearningRateScheduler):
+    """Stage ``k`` (from iteration ``starts[k]``) runs its own schedule from its own iteration 0:
+    progressive shrinking gives every stage its own learning-rate schedule, as once-for-all does."""
+
+    def __init__(self, starts, schedulers):
+        if len(starts) != len(schedulers) or not starts or starts[0] != 0 or list(starts) != sorted(starts):
+            raise ValueError("StagedScheduler: stage starts must begin at 0 and increase")
+        self.starts, self.schedulers = list(starts), list(schedulers)
+
+    def get_learning_rate(self, iter):
+        k = max(i for i, s in enumerate(self.starts) if s <= iter)
+        return self.schedulers[k].get_learning_rate(iter - self.starts[k])
+
+
+def staged_scheduler(spec: dict, stage_epochs, iters_per_epoch: int, where: str, lrs=None) -> StagedScheduler:
+    """One schedule per stage from the optimizer ``spec`` (its ``lr`` and ``lr_scheduler``, sized to
+    each stage's epochs); ``lrs``: optional initial learning rate per stage (None: the spec's)."""
+    scheds, starts, start = [], [], 0
+    base = spec.get("lr", spec.get("alpha"))
+    for k, ep in enumerate(stage_epochs):
+        lr = base if lrs is None or lrs[k] is None else lrs[k]
+        scheds.append(make_scheduler(spec.get("lr_scheduler"), float(lr), int(ep), iters_per_epoch,
+                                     f"{where}.lr_scheduler"))
+        starts.append(start)
+        start += int(ep) * iters_per_epoch
+    return StagedScheduler(starts, scheds)
+
+
 def make_scheduler(spec, lr: float, epochs: int, iters_per_epoch: int, where: str):
     if spec is None:
         return ConstantScheduler(lr)

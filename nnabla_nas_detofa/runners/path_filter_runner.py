@@ -25,9 +25,9 @@ from ..evaluation.path_eval import PathEvaluator, gather_objects
 from ..path_filter import PathFilter, PathSet, kendall_tau_within, train_path_filter, validation_quality
 from ..path_filter.train import TRAIN_OPTIONS
 from ..space import Arch, space_from_spec
-from ..space.bucket_sampling import sample_per_bucket
+from ..space.bucket_sampling import BucketSample, sample_per_bucket
 from .base import DetOFARunner, space_spec
-from .schema import Custom, Int, Obj
+from .schema import Custom, Int, Obj, Str
 
 FILTER_OPTIONS = TRAIN_OPTIONS      # hparams.filter: the options of train_path_filter
 
@@ -38,6 +38,8 @@ def _init_filter(v, where):
         raise ValueError(f"{where}={v!r}: expected the path of a path filter weight file (.h5)")
     PathFilter.load(v)
     return v
+
+
 HPARAMS = {
     "space": space_spec(),
     "paths_per_bucket": Int(1, default=100),
@@ -46,7 +48,28 @@ HPARAMS = {
                    default=None),                     # pre-trained path filter (.h5) to fine-tune
     "filter": Obj(FILTER_OPTIONS),
     "repeatability_paths": Int(0, default=30),        # paths labelled again with a second calibration set
+    "pruned_space": Str(nullable=True, default=None),  # sample the paths uniformly from this Ã instead of A
 }
+
+
+def sample_pruned_per_bucket(pruned, m: int, seed: int, max_rounds: int = 20) -> BucketSample:
+    """``m`` distinct paths per bucket, each drawn uniformly from that bucket of the pruned space
+    (fewer when a bucket holds fewer distinct paths than ``max_rounds`` rounds of draws find)."""
+    import numpy as np
+    gen = np.random.default_rng([seed, 8])
+    archs, flops = [], []
+    for b in range(pruned.buckets.n):
+        found = {}
+        for _ in range(max_rounds):
+            arr, fl = pruned.sample_bucket(gen, b, m)
+            for a, f in zip(arr.to_archs(), fl):
+                if a not in found and len(found) < m:
+                    found[a] = float(f)
+            if len(found) >= m:
+                break
+        archs.append(list(found))
+        flops.append(list(found.values()))
+    return BucketSample(pruned.buckets, archs, flops, [0] * pruned.buckets.n)
 
 
 class DetOFAPathFilterRunner(DetOFARunner):
@@ -77,6 +100,10 @@ class DetOFAPathFilterRunner(DetOFARunner):
     # --- steps -------------------------------------------------------------------------------
     def sample_paths(self):
         hp = self.hparams
+        if hp["pruned_space"]:
+            from .pruned_trainer import load_pruned_space
+            pruned = load_pruned_space(hp["pruned_space"], self.model.config, self.input_size, "hparams.pruned_space")
+            return sample_pruned_per_bucket(pruned, hp["paths_per_bucket"], hp["seed"])
         return sample_per_bucket(self.space, self.model.config, self.input_size, hp["paths_per_bucket"],
                                  n_buckets=hp["n_buckets"], rng=hp["seed"], short="fewer")
 
