@@ -104,6 +104,7 @@ OUT_OF_RANGE = [
     (("hparams", "loss_weights"), [1, 2]), (("hparams", "loss_weights"), [0, 0, 0]),
     (("hparams", "loss_weights"), [NAN, 1, 1]), (("hparams", "sampling"), "random"),
     (("hparams", "space"), "nope"), (("hparams", "space_schedule"), [["ps1", 0]]),
+    (("hparams", "space_schedule"), [["ps1", 1, 10 ** 400]]), (("hparams", "space_schedule"), [["ps1", 1, -1]]),
     (("hparams", "valid_archs"), ["mid"]), (("hparams", "bn_calib_images"), -1),
     (("hparams", "measurement_cache_mb"), -1), (("hparams", "mini_batch_train"), 3),
     (("hparams", "epoch"), 10 ** 400),

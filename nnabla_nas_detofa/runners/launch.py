@@ -439,6 +439,7 @@ def run_experiment(conf, source="experiment"):
     calib = None
     if not args["search"]:
         calib = training_calibration(loaders["train"], conf["hparams"], args["output_path"])
+    reset_parameter_seed()
     model = build_network(conf, args["search"], source, bn_calibration=calib)
     optimizers = build_optimizers(conf, loaders, comm.n_procs, source)
     if comm.rank == 0:
@@ -450,6 +451,17 @@ def run_experiment(conf, source="experiment"):
         nn.logger.info(f"{args['algorithm']} finished in {time.time() - t0:.1f}s; outputs in "
                        f"{runner._abs_output_path}")
     return result
+
+
+NNABLA_PARAMETER_SEED = 313    # the seed nnabla's parameter generator has when nnabla is imported
+
+
+def reset_parameter_seed():
+    """Initial weights that do not depend on what ran before in this process (a test session, a
+    tool calling ``run_experiment`` twice): nnabla's parameter generator back to its import-time
+    state, so a run in a fresh process is unchanged."""
+    import nnabla.random
+    nnabla.random.set_parameter_seed(NNABLA_PARAMETER_SEED)
 
 
 def training_calibration(train_loader, hparams, out_dir):
