@@ -26,7 +26,17 @@ from ..space import Arch, SearchSpace, flops_range, mflops, space_from_spec
 from ..space.arch import N_STAGES
 from .base import VALID_ARCHS, DetOFARunner, space_spec
 from .checkpoint import find_checkpoint, load_checkpoint_info, save_checkpoint
-from .schema import Bool, Choice, Custom, Int, SchemaError
+from .schema import Bool, Choice, Custom, Int, SchemaError, epochs_spec
+
+
+def _lr_ok(lr) -> bool:
+    """A stage's learning rate: what an optimizer's ``lr`` may be (``optim.LR``)."""
+    from .optim import LR
+    try:
+        LR(lr, "lr")
+        return True
+    except SchemaError:
+        return False
 
 
 def _space_schedule(v, where):
@@ -37,7 +47,7 @@ def _space_schedule(v, where):
             and not isinstance(item[1], bool) and item[1] >= 1
         if ok and len(item) == 3:
             lr = item[2]
-            ok = lr is None or (not isinstance(lr, bool) and isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0)
+            ok = lr is None or _lr_ok(lr)
         if not ok:
             raise ValueError(f"{where}[{i}]={item!r}: expected [space, epochs >= 1] or [space, epochs, lr > 0]")
         space_from_spec(item[0], f"{where}[{i}][0]")
@@ -45,7 +55,7 @@ def _space_schedule(v, where):
 
 
 HPARAMS = {
-    "epoch": Int(0),                             # required: the length of the training
+    "epoch": epochs_spec(),                      # required: the length of the training
     "space": space_spec(),
     "space_schedule": Custom(_space_schedule, "a list of [space, epochs(, lr)] items", nullable=True, default=None),
     "reorganize_channels": Bool(default=True),   # progressive shrinking: sort channels when a stage widens
