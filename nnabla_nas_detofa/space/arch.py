@@ -54,6 +54,18 @@ class Arch:
         ee = tuple(e[i] if self.slot_active(i) else None for i in range(N_SLOTS))
         object.__setattr__(self, "_key", (d, ee, w))
 
+    @classmethod
+    def _trusted(cls, d: tuple, e: tuple, w: tuple) -> "Arch":
+        """An Arch from values already known valid (tuples of ints / expand choices), without the
+        per-value checks: for code that builds many archs from validated index arrays."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "d", d)
+        object.__setattr__(self, "e", e)
+        object.__setattr__(self, "w", w)
+        ee = tuple(e[i] if self.slot_active(i) else None for i in range(N_SLOTS))
+        object.__setattr__(self, "_key", (d, ee, w))
+        return self
+
     def __setattr__(self, name, value):
         raise AttributeError("Arch is immutable")
 
