@@ -141,14 +141,20 @@ class CountingSampler:
             return 0
         return int(self.cum[hi]) - (int(self.cum[lo - 1]) if lo > 0 else 0)
 
-    def draw(self, gen: np.random.Generator, b: int, n: int) -> Draw:
-        """``n`` independent candidates uniform over U_b; ``accepted`` marks those in bucket b."""
-        lo, hi = self.g_range(b)
-        base = int(self.cum[lo - 1]) if lo > 0 else 0
-        top = int(self.cum[hi]) if hi >= lo else base
-        if top <= base:
-            raise ValueError(f"bucket {b}: no path of the space can land there")
-        u = np.searchsorted(self.cum, gen.integers(base, top, size=n, dtype=np.int64), side="right")
+    def draw(self, gen: np.random.Generator, b, n: int = None) -> Draw:
+        """Independent candidates uniform over U_b; ``accepted`` marks those in bucket b. ``b`` is a
+        bucket (then ``n`` candidates) or an array with one bucket per candidate."""
+        rb = np.full(int(n), int(b), np.int64) if np.ndim(b) == 0 else np.asarray(b, np.int64)
+        n = len(rb)
+        base = np.zeros(self.buckets.n, np.int64)
+        top = np.zeros(self.buckets.n, np.int64)
+        for bb in np.unique(rb).tolist():
+            lo, hi = self.g_range(bb)
+            base[bb] = int(self.cum[lo - 1]) if lo > 0 else 0
+            top[bb] = int(self.cum[hi]) if hi >= lo else base[bb]
+            if top[bb] <= base[bb]:
+                raise ValueError(f"bucket {bb}: no path of the space can land there")
+        u = np.searchsorted(self.cum, gen.integers(base[rb], top[rb], dtype=np.int64), side="right")
         rows = np.arange(n)
         d = np.zeros((n, 1 + N_STAGES), np.int64)
         w = np.zeros((n, 2 + N_STAGES), np.int64)
@@ -195,24 +201,39 @@ class CountingSampler:
         archs = ArchArrays._trusted(d, w, e)
         flops = self.table.mflops(archs)
         bk = self.buckets.indices(flops)
-        return Draw(archs, flops, bk, np.full(n, b, np.int64), bk == b)
+        return Draw(archs, flops, bk, rb, bk == rb)
 
     def sample(self, gen: np.random.Generator, b: int, n: int, max_draws: int, batch: int = 2048):
         """Up to ``n`` independent paths uniform over bucket ``b`` of the space, drawing at most
         ``max_draws`` candidates: (archs, flops, candidates drawn)."""
+        return self.sample_buckets(gen, [b], n, max_draws, batch)[0]
+
+    def sample_buckets(self, gen: np.random.Generator, buckets, n: int, max_draws: int, batch: int = 4096):
+        """``sample`` for several buckets at once (one backward pass per round for all of them):
+        a list of (archs, flops, candidates drawn), one per bucket of ``buckets``."""
         from ..space.batch import concat
         from .uniform import empty_arrays
-        got, fl, have, drawn = [], [], 0, 0
-        if self.superset_size(b) == 0:
-            return empty_arrays(), np.zeros(0), 0
-        while have < n and drawn < max_draws:
-            m = min(batch, max(16, 2 * (n - have)), max_draws - drawn)
-            dr = self.draw(gen, b, m)
-            idx = np.nonzero(dr.accepted)[0][: n - have]
-            drawn += m if have + len(idx) < n else int(idx[-1]) + 1
-            got.append(dr.archs.take(idx))
-            fl.append(dr.flops[idx])
-            have += len(idx)
-        if not got:
-            return empty_arrays(), np.zeros(0), drawn
-        return concat(got), np.concatenate(fl), drawn
+        buckets = list(buckets)
+        got = {b: [] for b in buckets}
+        fl = {b: [] for b in buckets}
+        have = {b: 0 for b in buckets}
+        drawn = {b: 0 for b in buckets}
+        live = [b for b in buckets if self.superset_size(b) > 0]
+        while True:
+            live = [b for b in live if have[b] < n and drawn[b] < max_draws]
+            if not live:
+                break
+            per = {b: min(batch, max(16, 2 * (n - have[b])), max_draws - drawn[b]) for b in live}
+            rb = np.concatenate([np.full(per[b], b, np.int64) for b in live])
+            dr = self.draw(gen, rb)
+            start = 0
+            for b in live:
+                acc = dr.accepted[start:start + per[b]]
+                idx = np.nonzero(acc)[0][: n - have[b]] + start
+                drawn[b] += per[b] if have[b] + len(idx) < n else int(idx[-1]) - start + 1
+                got[b].append(dr.archs.take(idx))
+                fl[b].append(dr.flops[idx])
+                have[b] += len(idx)
+                start += per[b]
+        return [(concat(got[b]) if got[b] else empty_arrays(), np.concatenate(fl[b]) if fl[b] else np.zeros(0),
+                 drawn[b]) for b in buckets]
