@@ -14,4 +14,6 @@ def user_errors():
     from ..data.records import DataError
     from ..path_filter import PathFilterError, PathSetError
     types += [DataError, PathFilterError, PathSetError]
+    from ..pruning import PruningError
+    types.append(PruningError)
     return tuple(types)

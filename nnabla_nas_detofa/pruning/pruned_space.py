@@ -117,8 +117,11 @@ class PrunedSpace:
         self._counting: Dict[int, CountingSampler] = {}
         if thresholds is not None and len(thresholds.values) != buckets.n:
             raise PruningError(f"{len(thresholds.values)} thresholds for {buckets.n} buckets")
-        if self.proposal().empty():
-            raise PruningError("the pruned space is empty: no kept path can reach its own bucket")
+        for b in range(buckets.n):
+            if self.proposal().empty(b):
+                lo, hi = buckets.bounds(b)
+                raise PruningError(f"bucket {b} [{lo:.6g}, {hi:.6g}) MFLOPs is empty: no path of the choices kept "
+                                   "there can reach it")
 
     # --- membership --------------------------------------------------------------------------
     @property
