@@ -8,7 +8,7 @@ from .dp import CountingSampler
 from .operations import (Operation, PruningError, choices_of, decisions, operation_space, operations, restrict,
                          slot_requirement)
 from .pruned_space import (FORMAT, FORMAT_VERSION, PathThresholds, PrunedSampler, PrunedSpace, SampledPath,
-                           filter_id, from_dict, path_thresholds, prune_space)
+                           file_sha256, filter_id, from_dict, path_thresholds, prune_space)
 from .scorer import Scorer
 from .scores import OperationScores, ScoreRow, mean_over_buckets, operation_scores, uses
 from .strategies import STRATEGIES, PruneResult, check_ratio, n_pruned, prune_operations

@@ -43,7 +43,7 @@ from .dp import CountingSampler
 from .operations import PruningError, choices_of, decisions, restrict
 from .scorer import Scorer
 from .scores import RESOLUTION, OperationScores, ScoreRow, operation_scores
-from .strategies import PruneResult, check_ratio, prune_operations
+from .strategies import PruneResult, check_ratio, prune_operations, strategy_params
 from .uniform import Proposal, generator
 
 FORMAT = "nnabla_nas_detofa.pruned_space"
@@ -462,6 +462,9 @@ def prune_space(space: SearchSpace, cfg: SupernetConfig, input_size: int, scorer
     Paper: ``strategy='flops_score_all', r_op1=0.1, r_op2=0.3, n=100, r_path=0.25``."""
     if strategy == "flops_score_all" and r_op1 is None and r_op2 is None and r_op is None:
         r_op1, r_op2 = 0.1, 0.3
+    strategy_params(strategy, r_op, r_op1, r_op2)          # refuse bad ratios before any work
+    if r_path is not None:
+        check_ratio("r_path", r_path)
     buckets = space_buckets(space, cfg, input_size, n_buckets)
     table = FlopsTable(cfg, input_size)
     if scores is None:

@@ -51,6 +51,19 @@ def n_pruned(r: float, n: int) -> int:
     return int(math.floor(r * n + 0.5))
 
 
+def strategy_params(strategy: str, r_op=None, r_op1=None, r_op2=None) -> Dict[str, float]:
+    """The checked ratios of ``strategy`` (PruningError for a wrong combination or range)."""
+    if strategy not in STRATEGIES:
+        raise PruningError(f"strategy={strategy!r}: expected one of {STRATEGIES}")
+    if strategy == "flops_score_all":
+        if r_op1 is None or r_op2 is None or r_op is not None:
+            raise PruningError("strategy 'flops_score_all' takes r_op1 and r_op2 (paper: 0.1 and 0.3), not r_op")
+        return {"r_op1": check_ratio("r_op1", r_op1), "r_op2": check_ratio("r_op2", r_op2)}
+    if r_op is None or r_op1 is not None or r_op2 is not None:
+        raise PruningError(f"strategy {strategy!r} takes r_op, not r_op1 / r_op2")
+    return {"r_op": check_ratio("r_op", r_op)}
+
+
 @dataclass
 class PruneResult:
     """``kept[b]``: decision -> kept choices in bucket b (every decision); ``pruned[b]``: the
@@ -158,16 +171,7 @@ def prune_operations(scores: OperationScores, strategy: str, r_op: Optional[floa
     """Choose the operations to prune per bucket (module doc). ``rng`` seeds the "flops" strategy's
     random choice and the witness draws; ``table``: the FlopsTable of the scores' supernet
     (needed only when witnesses run out; built from the scores' paths' settings otherwise)."""
-    if strategy not in STRATEGIES:
-        raise PruningError(f"strategy={strategy!r}: expected one of {STRATEGIES}")
-    if strategy == "flops_score_all":
-        if r_op1 is None or r_op2 is None or r_op is not None:
-            raise PruningError("strategy 'flops_score_all' takes r_op1 and r_op2 (paper: 0.1 and 0.3), not r_op")
-        params = {"r_op1": check_ratio("r_op1", r_op1), "r_op2": check_ratio("r_op2", r_op2)}
-    else:
-        if r_op is None or r_op1 is not None or r_op2 is not None:
-            raise PruningError(f"strategy {strategy!r} takes r_op, not r_op1 / r_op2")
-        params = {"r_op": check_ratio("r_op", r_op)}
+    params = strategy_params(strategy, r_op, r_op1, r_op2)
     if table is None:
         raise PruningError("prune_operations needs the FlopsTable of the supernet the scores were computed for")
     pyrng = rng if isinstance(rng, random.Random) else random.Random(rng if isinstance(rng, int) else 0)
