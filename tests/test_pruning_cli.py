@@ -67,8 +67,8 @@ def filters(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ofa_filter(tmp_path_factory):
-    return _filters(tmp_path_factory.mktemp("pf"), get_space("ofa"), (0,))[0]
+def ps1_filter(tmp_path_factory):
+    return _filters(tmp_path_factory.mktemp("pf"), get_space("ps1"), (0,))[0]
 
 
 def test_sample_pruned_space_file(pruned_file, capsys):
@@ -124,20 +124,23 @@ def test_sample_with_filter_applies_thresholds(pruned_file, filters, capsys, tmp
     assert code == 2 and "not the path filter the thresholds" in err[0]
 
 
-def test_prune_command_writes_a_loadable_pruned_space(ofa_filter, capsys, tmp_path):
-    flt, h5 = ofa_filter
+def test_prune_command_writes_a_loadable_pruned_space(ps1_filter, capsys, tmp_path):
+    flt, h5 = ps1_filter        # ps1 (depths only): 14 operations, a quick run
     out = str(tmp_path / "pruned_space.json")
-    code, lines, err = run(capsys, ["prune", "--filter", h5, "--n", "2", "--n-threshold", "40", "-o", out])
+    code, lines, err = run(capsys, ["prune", "--filter", h5, "--space", "ps1", "--n", "5", "--n-threshold", "40",
+                                    "--r-op1", "0.1", "--r-op2", "0.2", "-o", out])
     assert code == 0, err
     summary = json.loads(lines[0])
-    assert summary["strategy"] == "flops_score_all" and 0 < summary["ratio"] < 1e-3
+    assert summary["strategy"] == "flops_score_all" and 0 < summary["ratio"] < 1
     p = PrunedSpace.load(out, TINY, SIZE)
-    assert p.strategy["r_op1"] == 0.1 and p.strategy["r_op2"] == 0.3
+    assert p.strategy["r_op1"] == 0.1 and p.strategy["r_op2"] == 0.2 and p.space == get_space("ps1")
+    assert summary["pruned_per_bucket"] == [len(x) for x in p.strategy["pruned"]] and max(summary["pruned_per_bucket"])
     assert p.thresholds.scorer_id["sha256"] == filter_id(h5)["sha256"] and p.thresholds.n == [40] * 5
     code, lines, err = run(capsys, ["sample", "--space", out, "--filter", h5, "-n", "5"])
     assert code == 0 and len(lines) == 5
-    code, _, err = run(capsys, ["prune", "--filter", h5, "--input-size", "96", "-o", out])
+    code, _, err = run(capsys, ["prune", "--filter", h5, "--space", "ps1", "--input-size", "96", "-o", out])
     assert code == 2 and "trained at input size 64" in err[0]
-    code, _, err = run(capsys, ["prune", "--filter", h5, "--strategy", "flops", "--r-op", "1.2", "-o", out])
+    code, _, err = run(capsys, ["prune", "--filter", h5, "--space", "ps1", "--strategy", "flops", "--r-op", "1.2",
+                                "-o", out])
     assert code == 2 and "r_op=1.2" in err[0]
     assert np.isfinite(summary["sampler_acceptance"])

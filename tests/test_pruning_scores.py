@@ -1,27 +1,16 @@
 """Operation scores: against brute-force means over the enumerated small space."""
 import numpy as np
 import pytest
-from pruning_cases import SIZE, TINY, KnownScorer, enumerated
+from pruning_cases import SIZE, TINY, KnownScorer, enumerated, makes
 
 from nnabla_nas_detofa.pruning import Operation, PruningError, operation_scores, operations
 from nnabla_nas_detofa.space import Buckets, space_buckets
-from nnabla_nas_detofa.space.batch import FlopsTable
-
-
-def _makes(a, op):
-    kind = op.decision.rstrip("0123456789")
-    i = int(op.decision[len(kind):])
-    if kind == "d":
-        return a.d[i] == op.choice
-    if kind == "w":
-        return a.w[i] == op.choice
-    if kind == "dw":
-        return (a.d[i], a.w[i + 1]) == tuple(op.choice)
-    return a.slot_active(i) and a.e[i] == op.choice
+from nnabla_nas_detofa.space.batch import ArchArrays, FlopsTable
 
 
 def test_operations_are_the_choices_paths_actually_make():
     sp, archs, _, _ = enumerated(False)
+    arr = ArchArrays.from_archs(archs)
     ops = operations(sp)
     # independent rule: a choice of a decision with >= 2 choices that some path makes
     expect = set()
@@ -30,7 +19,7 @@ def test_operations_are_the_choices_paths_actually_make():
             continue
         for v in vals:
             op = Operation(f"{kind}{i}", v)
-            if any(_makes(a, op) for a in archs):
+            if makes(arr, op.decision, op.choice).any():
                 expect.add(op)
     assert set(ops) == expect and len(ops) == len(expect)
     assert Operation("e3", 0.2) in expect and not any(o.decision == "e13" for o in ops)   # e13 never runs
@@ -46,7 +35,10 @@ def test_operations_are_the_choices_paths_actually_make():
 def test_scores_match_brute_force_means_per_bucket(coupled):
     sp, archs, flops, bk = enumerated(coupled)
     scorer = KnownScorer(1)
-    truth = np.array([scorer.one(a, int(b)) for a, b in zip(archs, bk)])
+    arr = ArchArrays.from_archs(archs)
+    truth = scorer.arrays(arr, bk)
+    assert [truth[i] for i in range(0, len(archs), 101)] == pytest.approx(
+        [scorer.one(archs[i], bk[i]) for i in range(0, len(archs), 101)])
     n = 60
     res = operation_scores(sp, TINY, SIZE, scorer, n=n, rng=3)
     assert res.buckets == space_buckets(sp, TINY, SIZE)
@@ -54,7 +46,7 @@ def test_scores_match_brute_force_means_per_bucket(coupled):
     bad = []
     for r in res.rows:
         op = Operation(r.decision, r.choice)
-        pop = np.array([t for a, b, t in zip(archs, bk, truth) if b == r.bucket and _makes(a, op)])
+        pop = truth[(bk == r.bucket) & makes(arr, op.decision, op.choice)]
         if len(pop) == 0:
             assert r.n == 0 and np.isnan(r.score)
             continue
@@ -76,13 +68,13 @@ def test_scores_match_brute_force_means_per_bucket(coupled):
 
 def test_impossible_cells_are_exact_and_scores_deterministic():
     sp, archs, flops, bk = enumerated(False)
+    arr = ArchArrays.from_archs(archs)
     a = operation_scores(sp, TINY, SIZE, KnownScorer(2), n=10, rng=7)
     b = operation_scores(sp, TINY, SIZE, KnownScorer(2), n=10, rng=7)
     assert [r.to_dict() for r in a.rows] == [r.to_dict() for r in b.rows]
     for r in a.rows:
         if not r.possible:   # proven empty: no path of the space makes the choice in that bucket
-            op = Operation(r.decision, r.choice)
-            assert not any(x == r.bucket and _makes(p, op) for p, x in zip(archs, bk))
+            assert not ((bk == r.bucket) & makes(arr, r.decision, r.choice)).any()
 
 
 def test_scorer_errors():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from pruning_cases import SIZE, TINY, arch_keys, chi_square_uniform, enumerated, hist
 
-from nnabla_nas_detofa.pruning.dp import CountingSampler
-from nnabla_nas_detofa.pruning.uniform import Proposal, generator
+from nnabla_nas_detofa.pruning.uniform import Proposal
+from nnabla_nas_detofa.space.bucket_uniform import CountingSampler, generator
 from nnabla_nas_detofa.space import space_buckets
 from nnabla_nas_detofa.space.batch import FlopsTable
 

@@ -82,7 +82,8 @@ def run_sample_pruned(args):
     from ..pruning import PruningError, file_sha256
     pruned = load_pruned_space(args.space, args)
     if args.mode == "decision":
-        raise UserError("--mode decision: a pruned space is sampled uniformly over its paths (--mode path, the default)")
+        raise UserError("--mode decision: a pruned space is sampled uniformly over its paths "
+                        "(--mode path, the default)")
     scorer = None
     if args.filter:
         from ..path_filter import PathFilter, PathFilterError

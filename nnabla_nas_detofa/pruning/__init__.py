@@ -4,7 +4,7 @@ with exact uniform sampling, path-pruning thresholds and ``pruned_space.json``.
 Arch math only: numpy and ``space``; the path filter comes in as any scorer
 ``score(archs, flops, bucket)`` (a ``PathFilter`` by duck typing), so NNabla is never imported.
 """
-from .dp import CountingSampler
+from ..space.bucket_uniform import CountingSampler, generator
 from .operations import (Operation, PruningError, choices_of, decisions, operation_space, operations, restrict,
                          slot_requirement)
 from .pruned_space import (FORMAT, FORMAT_VERSION, PathThresholds, PrunedSampler, PrunedSpace, SampledPath,
@@ -12,6 +12,6 @@ from .pruned_space import (FORMAT, FORMAT_VERSION, PathThresholds, PrunedSampler
 from .scorer import Scorer
 from .scores import OperationScores, ScoreRow, mean_over_buckets, operation_scores, uses
 from .strategies import STRATEGIES, PruneResult, check_ratio, n_pruned, prune_operations
-from .uniform import Proposal, generator
+from .uniform import Proposal
 
 __all__ = [n for n in dir() if not n.startswith("_")]

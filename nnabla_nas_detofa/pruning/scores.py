@@ -26,11 +26,10 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ..space import EXPAND_CHOICES, Buckets, SearchSpace, SupernetConfig, space_buckets
-from ..space.batch import ArchArrays, FlopsTable, concat
-from .dp import CountingSampler
+from ..space.batch import ArchArrays, FlopsTable, concat, empty_arrays
+from ..space.bucket_uniform import CountingSampler, generator
 from .operations import Operation, PruningError, operation_space, operations
 from .scorer import Scorer
-from .uniform import empty_arrays, generator
 
 RESOLUTION = 4096
 

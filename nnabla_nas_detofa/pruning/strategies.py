@@ -32,10 +32,9 @@ import numpy as np
 
 from ..space import SearchSpace
 from ..space.batch import FlopsTable, concat
-from .dp import CountingSampler
+from ..space.bucket_uniform import CountingSampler, generator
 from .operations import Operation, PruningError, choices_of, restrict
 from .scores import RESOLUTION, OperationScores, mean_over_buckets, uses
-from .uniform import generator
 
 STRATEGIES = ("flops", "flops_score_bucket", "flops_score_all")
 WITNESS_DRAWS = 512

@@ -20,39 +20,23 @@ path lands in b) is exact; this module makes it cheap and vectorised:
   with probability |T_b| / |T| and then rejecting inside it costs the same number of draws in
   expectation, sum |P_b| / |T|, and needs the |T_b|; this needs nothing estimated.)
 
-Draws take a ``numpy.random.Generator``; ``generator(rng)`` derives one from a ``random.Random``
-so that callers keep to the project's seeding convention (a draw is a function of the seed).
+Draws take a ``numpy.random.Generator``; ``space.bucket_uniform.generator(rng)`` derives one from
+a ``random.Random`` so that callers keep the project's seeding convention.
 """
 import itertools
 import json
-import random
-from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..space import EXPAND_CHOICES, N_SLOTS, N_STAGES, STEM_DEPTH_CHOICES, Buckets, SearchSpace
 from ..space.batch import ArchArrays, FlopsTable
-
-
-def generator(rng) -> np.random.Generator:
-    """A numpy Generator determined by ``rng`` (a ``random.Random``, an int seed, or a Generator)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, random.Random):
-        return np.random.Generator(np.random.PCG64(rng.getrandbits(128)))
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        return np.random.Generator(np.random.PCG64(int(rng)))
-    raise TypeError(f"rng={rng!r}: expected a random.Random, an int seed or a numpy Generator")
+from ..space.bucket_uniform import Draw
 
 
 def space_key(space: SearchSpace) -> str:
     return json.dumps([space.coupled, sorted((f"{k}{i}", list(v)) for (k, i), v in space.choices.items()),
                        sorted((s, [list(p) for p in ps]) for s, ps in space.pairs.items())])
-
-
-def empty_arrays() -> ArchArrays:
-    return ArchArrays(np.zeros((0, 1 + N_STAGES)), np.zeros((0, 2 + N_STAGES)), np.zeros((0, N_SLOTS)))
 
 
 class Skeletons:
@@ -93,18 +77,6 @@ class Skeletons:
     def rows(self, bucket: int) -> np.ndarray:
         """Skeletons that may have a path in ``bucket`` (all others certainly have none)."""
         return np.nonzero((self.b_lo <= bucket) & (self.b_hi >= bucket))[0]
-
-
-@dataclass
-class Draw:
-    """Candidates of one batch: ``archs``, ``flops`` (MFLOPs), ``bucket`` (of their FLOPs),
-    ``target`` (index of the target each was proposed for) and ``accepted`` (landed in it)."""
-
-    archs: ArchArrays
-    flops: np.ndarray
-    bucket: np.ndarray
-    target: np.ndarray
-    accepted: np.ndarray
 
 
 class Proposal:
@@ -170,7 +142,8 @@ class Proposal:
         r = gen.integers(lo, hi, size=n, dtype=np.int64)
         row = np.searchsorted(self.cum, r, side="right")
         t = self.row_t[row].astype(np.int64)
-        pick = gen.integers(0, self.e_n[t])                       # (n, 18), exact uniform per slot
+        # each slot: uniform over its 1, 2 or 3 allowed ratios, exactly (6 is a multiple of each)
+        pick = gen.integers(0, 6, size=(n, N_SLOTS)) % self.e_n[t]
         e = self.e_tab[t[:, None], self._slots, pick]
         archs = ArchArrays._trusted(self.row_d[row].astype(np.int64), self.row_w[row].astype(np.int64), e)
         flops = self.table.mflops(archs)

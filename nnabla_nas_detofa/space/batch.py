@@ -11,8 +11,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from .arch import (BASE_DEPTHS, DEPTH_CHOICES, EXPAND_CHOICES, N_SLOTS, N_STAGES, SLOT_POS, SLOT_STAGE, STAGE_FIRST_SLOT,
-                   STAGE_SLOTS, STAGE_STRIDES, STEM_DEPTH_CHOICES, WIDTH_CHOICES, Arch)
+from .arch import (BASE_DEPTHS, DEPTH_CHOICES, EXPAND_CHOICES, N_SLOTS, N_STAGES, SLOT_POS, SLOT_STAGE,
+                   STAGE_FIRST_SLOT, STAGE_SLOTS, STAGE_STRIDES, STEM_DEPTH_CHOICES, WIDTH_CHOICES, Arch)
 from .config import SupernetConfig, check_input_size
 from .flops import PARTS, head_macs_from, stage_input_sizes, stem_macs, unit_macs
 
@@ -57,12 +57,15 @@ class ArchArrays:
                    [[EXPAND_CHOICES.index(v) for v in a.e] for a in archs])
 
     def arch(self, i: int) -> Arch:
-        return Arch._trusted(tuple(self.d[i].tolist()), tuple(_EXPANDS[self.e[i]].tolist()), tuple(self.w[i].tolist()))
+        return self.take([i]).to_archs()[0]
 
     def to_archs(self) -> List[Arch]:
         """The paths as Arch objects (values were range-checked when the arrays were made)."""
-        ev = _EXPANDS[self.e].tolist()
-        return [Arch._trusted(tuple(d), tuple(e), tuple(w)) for d, e, w in zip(self.d.tolist(), ev, self.w.tolist())]
+        out = []
+        for d, e, w, act in zip(self.d.tolist(), _EXPANDS[self.e].tolist(), self.w.tolist(), self.active().tolist()):
+            d, e, w = tuple(d), tuple(e), tuple(w)
+            out.append(Arch._trusted(d, e, w, (d, tuple(v if a else None for v, a in zip(e, act)), w)))
+        return out
 
     def take(self, idx) -> "ArchArrays":
         return ArchArrays._trusted(self.d[idx], self.w[idx], self.e[idx])
@@ -74,6 +77,10 @@ class ArchArrays:
 
     def __len__(self):
         return len(self.d)
+
+
+def empty_arrays() -> ArchArrays:
+    return ArchArrays(np.zeros((0, 1 + N_STAGES)), np.zeros((0, 2 + N_STAGES)), np.zeros((0, N_SLOTS)))
 
 
 def concat(parts: Sequence[ArchArrays]) -> ArchArrays:

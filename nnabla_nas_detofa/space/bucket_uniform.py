@@ -18,23 +18,52 @@ ratios of dropped slots do not make different paths); keeping a draw iff its exa
 in bucket b is then an exact uniform draw from T_b, at acceptance |T_b| / |U_b|. With
 ``resolution`` units over the space's FLOPs range the margin is tiny and acceptance high even in
 the sparse extreme buckets (top bucket of OFA at full width: 1.6e-5 of the space, acceptance
-~0.8 here against 3e-4 for the skeleton proposal of ``uniform.py``).
+~0.8 here against 3e-4 for the skeleton proposal of ``pruning/uniform.py``).
 
 Cost: forward ~700 shifted additions of length ``resolution`` per space (a few ms), memory
 ~4 x 3 x 3 x 6 x resolution int64 (3.5 MB at 2048); a backward batch is ~300 numpy calls
 whatever its size, so this is for bucket-conditional *batches* (operation scores, thresholds,
-size estimates), while the training sampler uses the cheaper joint proposal of ``uniform.py``.
+size estimates, per-bucket path sets), while the training sampler of the pruned space uses
+the cheaper joint proposal of ``pruning/uniform.py``.
 """
+import random
+from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
 
-from ..space import EXPAND_CHOICES, N_SLOTS, N_STAGES, STEM_DEPTH_CHOICES, WIDTH_CHOICES, Buckets, SearchSpace
-from ..space.arch import BASE_DEPTHS, STAGE_FIRST_SLOT, STAGE_SLOTS
-from ..space.batch import ArchArrays, FlopsTable
-from .uniform import Draw
+from .arch import (BASE_DEPTHS, EXPAND_CHOICES, N_SLOTS, N_STAGES, STAGE_FIRST_SLOT, STAGE_SLOTS,
+                   STEM_DEPTH_CHOICES, WIDTH_CHOICES)
+from .batch import ArchArrays, FlopsTable, concat, empty_arrays
+from .buckets import Buckets
+from .spaces import SearchSpace
 
 NW, NE = len(WIDTH_CHOICES), len(EXPAND_CHOICES)
+
+
+def generator(rng) -> np.random.Generator:
+    """A numpy Generator determined by ``rng`` (a ``random.Random``, an int seed, or a Generator):
+    vectorised draws that keep the project's seeding convention (a function of the seed)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, random.Random):
+        return np.random.Generator(np.random.PCG64(rng.getrandbits(128)))
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.Generator(np.random.PCG64(int(rng)))
+    raise TypeError(f"rng={rng!r}: expected a random.Random, an int seed or a numpy Generator")
+
+
+@dataclass
+class Draw:
+    """Candidates of one batch: ``archs``, ``flops`` (MFLOPs), ``bucket`` (of their FLOPs),
+    ``target`` (what each was proposed for: a bucket here, a target index for a joint proposal)
+    and ``accepted`` (landed where proposed)."""
+
+    archs: ArchArrays
+    flops: np.ndarray
+    bucket: np.ndarray
+    target: np.ndarray
+    accepted: np.ndarray
 N_TERMS = 2 + N_SLOTS  # stem, 18 unit slots, head: the most rounded terms in one path
 
 
@@ -98,17 +127,20 @@ class CountingSampler:
                 if not ds:
                     continue
                 last = base + max(ds) - 1
-                for c in range(NW):
-                    if not F[c].any():
-                        continue
-                    for p in range(last + 1):
-                        k = k0 + p
-                        prev = F[c] if p == 0 else H[c, w, p - 1]
-                        for e in range(NE):
-                            if self.e_ok[k, e]:
-                                _shift_add(H[c, w, p], prev, int(self.g_unit[k, c, w, e]))
-                    for d in ds:
-                        Fn[w] += H[c, w, base + d - 1]
+                for p in range(last + 1):
+                    k = k0 + p
+                    for e in range(NE):
+                        if not self.e_ok[k, e]:
+                            continue
+                        if p == 0:   # the first unit's MACs depend on the input width c
+                            for c in range(NW):
+                                _shift_add(H[c, w, 0], F[c], int(self.g_unit[k, c, w, e]))
+                        else:        # the others only on the stage's width: all c at once
+                            g = int(self.g_unit[k, 0, w, e])
+                            if g < L:
+                                H[:, w, p, g:] += H[:, w, p - 1, :L - g]
+                for d in ds:
+                    Fn[w] += H[:, w, base + d - 1].sum(0)
             self.H.append(H)
             self.F.append(Fn)
             F = Fn
@@ -211,8 +243,6 @@ class CountingSampler:
     def sample_buckets(self, gen: np.random.Generator, buckets, n: int, max_draws: int, batch: int = 4096):
         """``sample`` for several buckets at once (one backward pass per round for all of them):
         a list of (archs, flops, candidates drawn), one per bucket of ``buckets``."""
-        from ..space.batch import concat
-        from .uniform import empty_arrays
         buckets = list(buckets)
         got = {b: [] for b in buckets}
         fl = {b: [] for b in buckets}
