@@ -180,6 +180,10 @@ def test_file_refusals(case, tmp_path):
         PrunedSpace.load(_write(tmp_path, good), SupernetConfig(width_mult=0.25, divisor=1))
     with pytest.raises(PruningError, match="input size 64, not 96"):
         PrunedSpace.load(_write(tmp_path, good), TINY, 96)
+    with pytest.raises(PruningError, match="num_classes 20 in the file, 5 here"):
+        PrunedSpace.load(_write(tmp_path, good), SupernetConfig(num_classes=5, width_mult=0.125, divisor=1))
+    # BN momentum does not change FLOPs: accepted
+    PrunedSpace.load(_write(tmp_path, good), SupernetConfig(width_mult=0.125, divisor=1, bn_decay=0.99), SIZE)
     p = tmp_path / "broken.json"
     p.write_text("{")
     with pytest.raises(PruningError, match="broken.json:1:2: invalid JSON"):
@@ -200,7 +204,16 @@ def test_edge_cases_raise_clear_errors(case):
     with pytest.raises(PruningError, match="acceptance collapsed in bucket [0-4].*acceptance 0 of"):
         pruned.sampler(scorer, high, max_scored=50).sample(random.Random(0))
     with pytest.raises(PruningError, match="non-finite"):
-        pruned.sampler(lambda a, f, b: np.full(len(a), np.nan)).sample(random.Random(0))
+        pruned.sampler(lambda a, f, b: np.full(len(a), np.nan), high).sample(random.Random(0))
+    # the proposal's own acceptance: with a cap of one candidate, draws that miss their bucket stop
+    errors = 0
+    for seed in range(40):
+        try:
+            pruned.sampler(batch=1, max_candidates=1).sample(random.Random(seed))
+        except PruningError as err:
+            assert "acceptance collapsed: none of 1 candidates landed" in str(err)
+            errors += 1
+    assert 0 < errors < 40
     with pytest.raises(PruningError, match="must be in \\[0, 1\\)"):
         path_thresholds(pruned, scorer, r_path=1.0)
     with pytest.raises(PruningError, match="needs thresholds"):

@@ -51,6 +51,8 @@ from .uniform import Proposal
 
 FORMAT = "nnabla_nas_detofa.pruned_space"
 FORMAT_VERSION = 1
+# the supernet settings FLOPs depend on (a pruned space is refused for others)
+FLOPS_KEYS = ("num_classes", "width_mult", "divisor", "neck_channels", "head_channels")
 
 
 @dataclass
@@ -202,9 +204,12 @@ class PrunedSpace:
     # --- settings ----------------------------------------------------------------------------
     def check_settings(self, cfg: Optional[SupernetConfig] = None, input_size: Optional[int] = None,
                        where: str = "pruned space") -> None:
-        """Refuse use with another supernet setting or input size (its FLOPs and buckets differ)."""
-        if cfg is not None and cfg.to_dict() != self.cfg.to_dict():
-            diff = {k: (v, cfg.to_dict()[k]) for k, v in self.cfg.to_dict().items() if cfg.to_dict()[k] != v}
+        """Refuse use with other supernet settings that change FLOPs (``FLOPS_KEYS``; BN momentum
+        and epsilon do not) or another input size: the buckets and FLOPs would mean other things."""
+        mine = {k: v for k, v in self.cfg.to_dict().items() if k in FLOPS_KEYS}
+        theirs = {k: v for k, v in (cfg.to_dict() if cfg is not None else {}).items() if k in FLOPS_KEYS}
+        if cfg is not None and mine != theirs:
+            diff = {k: (v, theirs[k]) for k, v in mine.items() if theirs[k] != v}
             raise PruningError(f"{where}: made for other supernet settings ("
                                + ", ".join(f"{k} {a!r} in the file, {b!r} here" for k, (a, b) in diff.items()) + ")")
         if input_size is not None and int(input_size) != self.input_size:
@@ -351,6 +356,7 @@ class _Cursor:
         self.drawn = 0          # proposal candidates before the current batch
         self.scored = 0
         self.failed = 0         # scored paths in a row below their threshold
+        self.last = 0           # proposal candidates drawn when the last path was returned
         self.rejected = np.zeros(sampler.pruned.buckets.n, np.int64)
 
     def take(self, k: int) -> List[int]:
@@ -360,9 +366,10 @@ class _Cursor:
         while self.pos >= len(self.idx):
             if self.dr is not None:
                 self.drawn += s.batch
-            if self.drawn >= s.max_candidates:
-                raise PruningError(f"the pruned space's acceptance collapsed: none of {self.drawn} candidates landed "
-                                   f"in its own bucket (the proposal holds {s.proposal.total} paths)")
+            if self.drawn - self.last >= s.max_candidates:
+                raise PruningError(f"the pruned space's acceptance collapsed: none of {self.drawn - self.last} "
+                                   f"candidates landed in its own bucket (the proposal holds {s.proposal.total} "
+                                   "paths)")
             self.dr = s.proposal.draw(self.gen, s.batch)
             self.idx = np.nonzero(self.dr.accepted)[0]
             self.pos = 0
@@ -372,6 +379,7 @@ class _Cursor:
 
     def result(self, i: int, score: Optional[float], scored: int) -> SampledPath:
         dr = self.dr
+        self.last = self.drawn + i + 1
         return SampledPath(dr.archs.arch(i), float(dr.flops[i]), int(dr.bucket[i]), score, self.drawn + i + 1, scored)
 
 

@@ -73,6 +73,7 @@ class OperationScores:
     rows: List[ScoreRow]
     n_requested: int
     witnesses: List[ArchArrays] = field(default_factory=list)
+    flops_table: Optional[FlopsTable] = None      # FLOPs of the supernet / input size scored
 
     def __post_init__(self):
         self._index = {(r.decision, r.choice, r.bucket): r for r in self.rows}
@@ -132,7 +133,7 @@ def operation_scores(space: SearchSpace, cfg: SupernetConfig, input_size: int, s
         rows.append(ScoreRow(op.decision, op.choice, b, float(s.mean()) if len(s) else float("nan"), len(s),
                              float(s.std(ddof=1)) if len(s) > 1 else float("nan"), int(drawn), bool(possible)))
     wit = [concat([c[2] for c in cells if c[1] == b] or [empty_arrays()]) for b in range(buckets.n)]
-    return OperationScores(space, buckets, ops, rows, n, wit)
+    return OperationScores(space, buckets, ops, rows, n, wit, table)
 
 
 def uses(arrays: ArchArrays, op: Operation) -> np.ndarray:

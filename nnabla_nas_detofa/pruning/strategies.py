@@ -168,9 +168,10 @@ def prune_operations(scores: OperationScores, strategy: str, r_op: Optional[floa
                      r_op1: Optional[float] = None, r_op2: Optional[float] = None, rng=0,
                      table: Optional[FlopsTable] = None, resolution: int = RESOLUTION) -> PruneResult:
     """Choose the operations to prune per bucket (module doc). ``rng`` seeds the "flops" strategy's
-    random choice and the witness draws; ``table``: the FlopsTable of the scores' supernet
-    (needed only when witnesses run out; built from the scores' paths' settings otherwise)."""
+    random choice and the witness draws; ``table``: the FlopsTable of the scores' supernet and
+    input size (default: the one ``operation_scores`` used)."""
     params = strategy_params(strategy, r_op, r_op1, r_op2)
+    table = table or scores.flops_table
     if table is None:
         raise PruningError("prune_operations needs the FlopsTable of the supernet the scores were computed for")
     pyrng = rng if isinstance(rng, random.Random) else random.Random(rng if isinstance(rng, int) else 0)
