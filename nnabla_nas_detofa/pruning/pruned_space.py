@@ -420,7 +420,9 @@ class PrunedSampler:
             for j, c in enumerate(cur):
                 out[j] = c.result(c.take(1)[0], None, 0)
             return out
-        todo, k = list(range(len(cur))), self.score_chunk
+        # one draw: few filter calls (per-call cost); a block: few paths per step (per-path cost)
+        single = len(cur) == 1
+        todo, k, grow = list(range(len(cur))), self.score_chunk if single else 1, 4 if single else 2
         while todo:
             picks = []
             for j in todo:
@@ -451,7 +453,7 @@ class PrunedSampler:
                             raise PruningError(self._collapse(c.rejected, c.failed))
                 if not done:
                     left.append(j)
-            todo, k = left, min(4 * k, 256)
+            todo, k = left, min(grow * k, 256)
         return out
 
     def sample_many(self, rng, n: int) -> List[SampledPath]:
