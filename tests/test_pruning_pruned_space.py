@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pruning_cases import SIZE, TINY, KnownScorer, arch_keys, chi_square_uniform, enumerated
 
-from nnabla_nas_detofa.pruning import (FORMAT, PathThresholds, PrunedSpace, PruningError, operation_scores,
-                                       path_thresholds, prune_space, restrict)
+from nnabla_nas_detofa.pruning import (FORMAT, PathThresholds, PrunedSpace, PruningError, StepDrawer,
+                                       operation_scores, path_thresholds, prune_space, restrict)
 from nnabla_nas_detofa.space.bucket_uniform import generator
 from nnabla_nas_detofa.space import SupernetConfig, get_space, space_buckets
 from nnabla_nas_detofa.space.batch import ArchArrays
@@ -126,6 +126,12 @@ def test_sampling_is_a_function_of_the_seed_only(case, tmp_path):
     plain = pruned.sampler()
     assert ([d.arch for d in plain.sample_steps([random.Random(t) for t in range(5)])]
             == [plain.sample(random.Random(t)).arch for t in range(5)])
+    # blocks aligned on the step: a run resumed at step 13 draws what the first run drew
+    first = StepDrawer(s1, lambda t: random.Random(7_000 + t), block=8)
+    run1 = [first.path(t).arch for t in range(20)]
+    resumed = StepDrawer(again, lambda t: random.Random(7_000 + t), block=8)
+    assert [resumed.path(t).arch for t in range(13, 20)] == run1[13:]
+    assert run1 == [s1.sample(random.Random(7_000 + t)).arch for t in range(20)]
 
 
 def test_file_round_trip(case, tmp_path):

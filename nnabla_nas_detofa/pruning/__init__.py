@@ -7,7 +7,7 @@ Arch math only: numpy and ``space``; the path filter comes in as any scorer
 from ..space.bucket_uniform import CountingSampler, generator
 from .operations import (Operation, PruningError, choices_of, decisions, operation_space, operations, restrict,
                          slot_requirement)
-from .pruned_space import (FORMAT, FORMAT_VERSION, PathThresholds, PrunedSampler, PrunedSpace, SampledPath,
+from .pruned_space import (FORMAT, FORMAT_VERSION, PathThresholds, PrunedSampler, PrunedSpace, SampledPath, StepDrawer,
                            file_sha256, filter_id, from_dict, path_thresholds, prune_space)
 from .scorer import Scorer
 from .scores import OperationScores, ScoreRow, mean_over_buckets, operation_scores, uses
