@@ -16,12 +16,12 @@ each step the predecessor with probability proportional to its count. That draws
 U_b (every network is one path through the graph; a dropped slot is no step, so the expand
 ratios of dropped slots do not make different paths); keeping a draw iff its exact FLOPs land
 in bucket b is then an exact uniform draw from T_b, at acceptance |T_b| / |U_b|. With
-``resolution`` units over the space's FLOPs range the margin is tiny and acceptance high even in
-the sparse extreme buckets (top bucket of OFA at full width: 1.6e-5 of the space, acceptance
+``delta`` = (the space's largest FLOPs) / ``resolution`` the margin is small and acceptance high
+even in the sparse extreme buckets (top bucket of OFA at full width: 1.6e-5 of the space, acceptance
 ~0.8 here against 3e-4 for the skeleton proposal of ``pruning/uniform.py``).
 
-Cost: forward ~700 shifted additions of length ``resolution`` per space (a few ms), memory
-~4 x 3 x 3 x 6 x resolution int64 (3.5 MB at 2048); a backward batch is ~300 numpy calls
+Cost: forward a few hundred shifted additions of length ``resolution`` (~10-20 ms), memory
+~4 x 3 x 3 x 6 x resolution int64 (7 MB at 4096); a backward batch is ~300 numpy calls
 whatever its size, so this is for bucket-conditional *batches* (operation scores, thresholds,
 size estimates, per-bucket path sets), while the training sampler of the pruned space uses
 the cheaper joint proposal of ``pruning/uniform.py``.
@@ -85,7 +85,7 @@ def _pick(gen: np.random.Generator, weights: np.ndarray) -> np.ndarray:
 class CountingSampler:
     """Counts of the paths of ``space`` per quantised FLOPs; exact uniform draws per bucket."""
 
-    def __init__(self, space: SearchSpace, table: FlopsTable, buckets: Buckets, resolution: int = 2048,
+    def __init__(self, space: SearchSpace, table: FlopsTable, buckets: Buckets, resolution: int = 4096,
                  delta: int = None):
         self.space, self.table, self.buckets = space, table, buckets
         top = table.macs(ArchArrays.from_archs([space.extreme(True)]))[0]
