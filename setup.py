@@ -1,5 +1,7 @@
 from setuptools import find_packages, setup
 
+ONNX = ["nnabla-converter==1.39.0", "onnx==1.13.1", "onnxruntime==1.19.2"]
+
 setup(
     name="nnabla-nas-detofa",
     version="0.1.0",
@@ -22,7 +24,10 @@ setup(
     ],
     extras_require={
         "cuda": ["nnabla-ext-cuda120==1.39.0"],
-        "test": ["pytest>=7", "pytest-xdist>=3"],
+        # ONNX export: nnabla's converter (its ONNX exporter; the package also requires TensorFlow for
+        # its other formats), onnx for the model, onnxruntime to check the written file
+        "onnx": ONNX,
+        "test": ["pytest>=7", "pytest-xdist>=3"] + ONNX,
     },
     entry_points={
         "console_scripts": [
