@@ -36,7 +36,7 @@ def _check_output(args, fmt):
     if os.path.isdir(out):
         raise UserError(f"-o {out}: is a folder; give the file to write, e.g. {os.path.join(out, 'detector' + ext)}")
     if not out.lower().endswith(ext):
-        raise UserError(f"-o {out}: a {fmt} file's name must end with {ext}")
+        raise UserError(f"-o {out}: the name of a --format {fmt} file must end with {ext}")
     if os.path.lexists(out) and not args.force:
         raise UserError(f"-o {out}: the file exists; the export never replaces a file unless --force is given")
     parent = os.path.dirname(os.path.abspath(out))
