@@ -243,3 +243,31 @@ def test_static_network_exports_its_own_arch_only(supernet, tmp_path):
     assert rep["check"]["max_error"] == 0.0
     with pytest.raises(ValueError, match="only its own arch"):
         export_path(net, str(tmp_path / "t.nnp"), "nnp", SIZE, arch=ARCHS["min"])
+
+
+def test_same_model_as_nnabla_cli_convert(supernet, tmp_path):
+    """The conversion is nnabla's own: ``nnabla_cli convert -b 1 -d opset_13 m.nnp m.onnx`` writes the
+    same graph and tensors, except the single-channel BatchNorm shapes the export corrects."""
+    import os
+    import subprocess
+    import sys
+
+    import onnx
+    from nnabla_nas_detofa.export.nnp import export_nnp
+    from nnabla_nas_detofa.export.onnx import nnp_to_onnx_model
+    net = extract(supernet, ARCHS["min"])
+    nnp = export_nnp(net, str(tmp_path / "m.nnp"), SIZE)
+    cli = str(tmp_path / "cli.onnx")
+    nnabla_cli = os.path.join(os.path.dirname(sys.executable), "nnabla_cli")
+    r = subprocess.run([nnabla_cli, "convert", "-b", "1", "-d", "opset_13", nnp, cli], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0 and os.path.getsize(cli) > 0, r.stderr[-2000:]
+    theirs, ours = onnx.load(cli), nnp_to_onnx_model(nnp, 1)
+    assert [(n.op_type, list(n.input), list(n.output)) for n in theirs.graph.node] == \
+        [(n.op_type, list(n.input), list(n.output)) for n in ours.graph.node]
+    a = {t.name: t for t in theirs.graph.initializer}
+    b = {t.name: t for t in ours.graph.initializer}
+    assert set(a) == set(b) and all(a[k].raw_data == b[k].raw_data for k in a)
+    reshaped = sorted(k for k in a if list(a[k].dims) != list(b[k].dims))
+    one = sorted(k for k, p in net.get_parameters().items() if "/bn/" in k and p.shape == (1, 1, 1, 1))
+    assert reshaped == one and all(list(a[k].dims) == [0] and list(b[k].dims) == [1] for k in one)

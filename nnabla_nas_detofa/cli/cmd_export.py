@@ -112,10 +112,10 @@ def run_export(args):
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: expected a positive integer")
     from ..export import ExportError, export_path
-    from ..export.onnx import _converter
+    from ..export.onnx import require_converter
     if fmt == "onnx":
         try:
-            _converter()
+            require_converter()
         except ExportError as err:
             raise UserError(str(err)) from None
     entry = _read_arch(args)

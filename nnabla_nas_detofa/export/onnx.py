@@ -27,6 +27,7 @@ apply a sigmoid), ``wh`` and ``reg`` (N, 2, S/4, S/4), at stride 4.
 import argparse
 import contextlib
 import io
+import json
 import os
 import tempfile
 import warnings
@@ -43,7 +44,7 @@ class ExportError(RuntimeError):
     """An export that cannot be done (missing converter, failed conversion or check)."""
 
 
-def _converter():
+def require_converter():
     """nnabla's ``convert_files`` with nnabla-converter's ONNX exporter importable; one clear error otherwise."""
     try:
         import onnx  # noqa: F401
@@ -71,7 +72,7 @@ def nnp_to_onnx_model(nnp_path: str, batch_size: int, opset: int = OPSET):
     """The ONNX ModelProto nnabla's converter makes of ``nnp_path`` (single-channel BN corrected)."""
     if opset not in OPSETS:
         raise ExportError(f"opset {opset!r}: expected one of {list(OPSETS)}")
-    convert_files = _converter()
+    convert_files = require_converter()
     import onnx
     folder = os.path.dirname(os.path.abspath(nnp_path))
     fd, tmp = tempfile.mkstemp(prefix=".convert.", suffix=".onnx", dir=folder)
@@ -124,7 +125,7 @@ def document(model, metadata=None) -> None:
         if vi.name in desc["outputs"]:
             vi.doc_string = desc["outputs"][vi.name]
     props = {"input": desc["input"], **{f"output.{k}": v for k, v in desc["outputs"].items()}}
-    props.update({k: str(v) for k, v in (metadata or {}).items()})
+    props.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()})
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, props)
     model.producer_name = "nnabla-nas-detofa (nnabla-converter)"
@@ -135,7 +136,7 @@ def export_onnx(net, path: str, input_size: int, batch_size: int = 1, name: str 
     """Write ``net`` (a StaticDetector) to ``path`` as ONNX, atomically; returns the path.
 
     ``metadata``: extra ``{key: value}`` stored in the model's ``metadata_props`` (e.g. the arch)."""
-    _converter()  # fail before any work when the converter is missing
+    require_converter()  # fail before any work when the converter is missing
     import onnx
     with atomic_path(path, suffix=".onnx") as tmp:
         nnp_tmp = tmp[:-len(".onnx")] + ".nnp"
