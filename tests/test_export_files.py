@@ -253,6 +253,7 @@ def test_same_model_as_nnabla_cli_convert(supernet, tmp_path):
     import sys
 
     import onnx
+    from onnx import numpy_helper
     from nnabla_nas_detofa.export.nnp import export_nnp
     from nnabla_nas_detofa.export.onnx import nnp_to_onnx_model
     net = extract(supernet, ARCHS["min"])
@@ -263,11 +264,26 @@ def test_same_model_as_nnabla_cli_convert(supernet, tmp_path):
                        timeout=600)
     assert r.returncode == 0 and os.path.getsize(cli) > 0, r.stderr[-2000:]
     theirs, ours = onnx.load(cli), nnp_to_onnx_model(nnp, 1)
-    assert [(n.op_type, list(n.input), list(n.output)) for n in theirs.graph.node] == \
-        [(n.op_type, list(n.input), list(n.output)) for n in ours.graph.node]
-    a = {t.name: t for t in theirs.graph.initializer}
-    b = {t.name: t for t in ours.graph.initializer}
-    assert set(a) == set(b) and all(a[k].raw_data == b[k].raw_data for k in a)
-    reshaped = sorted(k for k in a if list(a[k].dims) != list(b[k].dims))
+    keep = set(net.get_parameters()) | {"x", "heatmap", "wh", "reg"}
+
+    def canonical(model):
+        """Nodes and tensors with the converter's generated names (a process-wide counter) numbered
+        in order of appearance."""
+        names = {}
+
+        def name(n):
+            return n if n in keep else names.setdefault(n, f"t{len(names)}")
+        def value(a):
+            v = onnx.helper.get_attribute_value(a)
+            return (list(v.dims), numpy_helper.to_array(v).tobytes()) if isinstance(v, onnx.TensorProto) else v
+        nodes = [(n.op_type, [name(i) for i in n.input], [name(o) for o in n.output],
+                  sorted((a.name, value(a)) for a in n.attribute)) for n in model.graph.node]
+        tensors = {name(t.name): (list(t.dims), t.raw_data) for t in model.graph.initializer}
+        return nodes, tensors
+
+    (nodes_a, a), (nodes_b, b) = canonical(theirs), canonical(ours)
+    assert nodes_a == nodes_b
+    assert set(a) == set(b) and all(a[k][1] == b[k][1] for k in a)
+    reshaped = sorted(k for k in a if a[k][0] != b[k][0])
     one = sorted(k for k, p in net.get_parameters().items() if "/bn/" in k and p.shape == (1, 1, 1, 1))
-    assert reshaped == one and all(list(a[k].dims) == [0] and list(b[k].dims) == [1] for k in one)
+    assert reshaped == one and all(a[k][0] == [0] and b[k][0] == [1] for k in one)
