@@ -54,8 +54,8 @@ class ImageBatches:
         return sum(len(b) for b in self.batches)
 
 
-def random_supernet():
-    net = DetOFASupernet(num_classes=5, width_mult=0.0625, divisor=1)
+def random_supernet(**config):
+    net = DetOFASupernet(num_classes=5, width_mult=0.0625, divisor=1, **config)
     rng = np.random.default_rng(0)
     for key, p in net.get_parameters().items():
         if key in ("input_mean", "input_std"):
@@ -187,6 +187,23 @@ def test_nnp_and_onnx_reproduce_the_supernet_path(supernet, evaluator, tmp_path,
     for k, v in want.items():  # every parameter travels, with its value (BN ones as 1-D vectors)
         assert k in inits, k
         assert np.allclose(numpy_helper.to_array(inits[k]).reshape(v.shape), v), k
+
+
+def test_relu6_stem_exports(tmp_path):
+    """A stem with ReLU6 (NNablaNAS's ofa_resnet50 weights) converts too (ONNX Clip / ReLU6)."""
+    net = random_supernet(stem_activation="relu6")
+    for key, p in net.get_parameters().items():   # stem BN outputs around 6: the clip matters
+        if key.startswith("stem/") and key.endswith("/bn/beta"):
+            p.d = np.full(p.shape, 5.5)
+    ev = PathEvaluator(net, calibration_images())
+    arch = ARCHS["mixed_res"]
+    x = images(4)
+    ref = supernet_path_outputs(net, ev, arch, x)
+    for fmt in ("nnp", "onnx"):
+        path = str(tmp_path / f"r6.{fmt}")
+        export_path(net, path, fmt, SIZE, arch=arch, evaluator=ev, batch_size=BATCH, name="net")
+        got = run_nnp(path, x, "net") if fmt == "nnp" else run_onnx(path, x)
+        assert max_error(ref, got) <= TOL, fmt
 
 
 def test_onnx_opset_11_also_matches(supernet, evaluator, tmp_path):
