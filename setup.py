@@ -1,6 +1,11 @@
 from setuptools import find_packages, setup
 
-ONNX = ["nnabla-converter==1.39.0", "onnx==1.13.1", "onnxruntime==1.19.2"]
+# ONNX export: onnx for the model, onnxruntime to check the written file. nnabla's ONNX exporter is the
+# nnabla-converter package, installed without its requirements (`make setup` does it):
+#   pip install --no-deps nnabla-converter==1.39.0
+# they are TensorFlow 2.13/2.14 and its converters, for nnabla-converter's other formats; installed,
+# TensorFlow would be imported by every run's TensorBoard writer (and pin tensorboard to 2.14).
+ONNX = ["onnx==1.13.1", "onnxruntime==1.19.2"]
 
 setup(
     name="nnabla-nas-detofa",
@@ -24,9 +29,7 @@ setup(
     ],
     extras_require={
         "cuda": ["nnabla-ext-cuda120==1.39.0"],
-        # ONNX export: nnabla's converter (its ONNX exporter; the package also requires TensorFlow for
-        # its other formats), onnx for the model, onnxruntime to check the written file
-        "onnx": ONNX,
+        "onnx": ONNX,   # plus nnabla-converter without its requirements, see above
         "test": ["pytest>=7", "pytest-xdist>=3"] + ONNX,
     },
     entry_points={

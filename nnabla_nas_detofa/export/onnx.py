@@ -37,7 +37,8 @@ from .nnp import INPUT, OUTPUTS, export_nnp, io_description
 
 OPSET = 13            # the highest opset nnabla-converter 1.39 writes (it offers 6, 7, 9, 10, 11, 13)
 OPSETS = (11, 13)     # both checked by the tests; 13 is the default
-ONNX_EXTRA = "pip install -c constraints.txt 'nnabla-nas-detofa[onnx]'"
+ONNX_EXTRA = ("pip install -c constraints.txt -e '.[onnx]' && pip install --no-deps nnabla-converter==1.39.0 "
+              "(`make setup` does both)")
 
 
 class ExportError(RuntimeError):
