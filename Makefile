@@ -10,6 +10,7 @@ $(VENV)/.installed: setup.py constraints.txt
 	  [ -x $(PY) ] || $$py -m venv $(VENV); \
 	  $(PY) -m pip install -q --upgrade pip wheel; \
 	  $(PY) -m pip install -q -c constraints.txt -e '.[test]'; \
+	  $(PY) -m pip install -q --no-deps nnabla-converter==1.39.0; \
 	  touch $@
 
 setup: $(VENV)/.installed

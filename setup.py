@@ -1,5 +1,12 @@
 from setuptools import find_packages, setup
 
+# ONNX export: onnx for the model, onnxruntime to check the written file. nnabla's ONNX exporter is the
+# nnabla-converter package, installed without its requirements (`make setup` does it):
+#   pip install --no-deps nnabla-converter==1.39.0
+# they are TensorFlow 2.13/2.14 and its converters, for nnabla-converter's other formats; installed,
+# TensorFlow would be imported by every run's TensorBoard writer (and pin tensorboard to 2.14).
+ONNX = ["onnx==1.13.1", "onnxruntime==1.19.2"]
+
 setup(
     name="nnabla-nas-detofa",
     version="0.1.0",
@@ -22,7 +29,8 @@ setup(
     ],
     extras_require={
         "cuda": ["nnabla-ext-cuda120==1.39.0"],
-        "test": ["pytest>=7", "pytest-xdist>=3"],
+        "onnx": ONNX,   # plus nnabla-converter without its requirements, see above
+        "test": ["pytest>=7", "pytest-xdist>=3"] + ONNX,
     },
     entry_points={
         "console_scripts": [

@@ -10,6 +10,7 @@ COMMAND_MODULES = (
     "nnabla_nas_detofa.cli.cmd_path_filter",
     "nnabla_nas_detofa.cli.cmd_transfer",
     "nnabla_nas_detofa.cli.cmd_prune",
+    "nnabla_nas_detofa.cli.cmd_export",
 )
 
 

@@ -360,16 +360,13 @@ class DetOFASupernetTrainer(DetOFARunner):
         return out
 
     def export_paths(self):
-        """``--save-nnp``: the reference paths as static .nnp networks (BN re-calibrated)."""
-        from ..export import export_nnp
-        from ..nets.static import extract
+        """``--save-nnp``: the reference paths as static .nnp networks (BN re-calibrated, checked)."""
+        from ..export import export_path
         files = {}
         for name, arch in self.valid_archs().items():
             label = name if name in ("min", "max") else f"path{len(files)}"
-            with self.evaluator.path(arch):
-                net = extract(self.model, arch)  # BN statistics re-calibrated for this path
-            files[name] = export_nnp(net, os.path.join(self.out, f"{label}.nnp"), self.input_size,
-                                     name=f"detofa_{label}")
+            files[name] = export_path(self.model, os.path.join(self.out, f"{label}.nnp"), "nnp", self.input_size,
+                                      arch=arch, evaluator=self.evaluator, name=f"detofa_{label}")["path"]
             self.log(f"Saved {files[name]}")
         return files
 
