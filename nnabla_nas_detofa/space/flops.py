@@ -2,58 +2,27 @@
 
 The one definition used everywhere (buckets, reports, search constraints). The backbone part
 follows once-for-all's ``ResNet50LatencyTable.count_flops_given_config`` (classifier excluded);
-the detector adds the CenterNet up-convolutions and heads at the same input size.
+the detector adds the CenterNet up-convolutions and heads at the same input size. Both are sums
+over the layers of ``layers.path_layers`` (the decomposition latency tables and parameter counts
+use too).
 """
 from functools import lru_cache
 
-from .arch import N_STAGES, STAGE_FIRST_SLOT, STAGE_STRIDES, Arch
+from .arch import Arch
 from .config import SupernetConfig, check_input_size
+from .layers import conv_macs, layer_macs, path_layers  # noqa: F401  (conv_macs: re-exported)
 
 PARTS = ("backbone", "head", "detector")
 
 
-def conv_macs(out_size: int, cin: int, cout: int, k: int, groups: int = 1) -> int:
-    return cin * cout * k * k * out_size * out_size // groups
-
-
-def _down(size: int, stride: int) -> int:
-    return (size - 1) // stride + 1
-
-
 def backbone_macs(arch: Arch, cfg: SupernetConfig, input_size: int) -> int:
-    ch = cfg.arch_channels(arch)
-    s = _down(input_size, 2)
-    macs = conv_macs(s, 3, ch["stem_mid"], 3)
-    if arch.stem_residual:
-        macs += conv_macs(s, ch["stem_mid"], ch["stem_mid"], 3)
-    macs += conv_macs(s, ch["stem_mid"], ch["stem_out"], 3)
-    s = _down(s, 2)  # max-pool
-    cin = ch["stem_out"]
-    for stage in range(N_STAGES):
-        cout = ch["stage_out"][stage]
-        for pos in range(arch.stage_depth(stage)):
-            mid = ch["mid"][STAGE_FIRST_SLOT[stage] + pos]
-            stride = STAGE_STRIDES[stage] if pos == 0 else 1
-            out = _down(s, stride)
-            macs += conv_macs(s, cin, mid, 1) + conv_macs(out, mid, mid, 3) + conv_macs(out, mid, cout, 1)
-            if pos == 0:  # avg-pool + 1x1 conv shortcut
-                macs += conv_macs(out, cin, cout, 1)
-            s, cin = out, cout
-    return macs
+    """Stem and bottleneck units (``layers.path_layers``, part 'backbone')."""
+    return sum(layer_macs(lay) for lay in path_layers(arch, cfg, input_size, "backbone"))
 
 
 def head_macs(arch: Arch, cfg: SupernetConfig, input_size: int) -> int:
     """CenterNet: three 4x4 stride-2 deconvolutions (stride 32 -> 4), then three 3x3 + 1x1 heads."""
-    cin = cfg.arch_channels(arch)["stage_out"][-1]
-    s = input_size // 32
-    macs = 0
-    for cout in cfg.neck():
-        macs += cin * cout * 16 * s * s  # every input pixel scatters a 4x4 kernel
-        cin, s = cout, s * 2
-    hc = cfg.head()
-    for out_ch in (cfg.num_classes, 2, 2):
-        macs += conv_macs(s, cin, hc, 3) + conv_macs(s, hc, out_ch, 1)
-    return macs
+    return sum(layer_macs(lay) for lay in path_layers(arch, cfg, input_size, "head"))
 
 
 @lru_cache(maxsize=1 << 16)
