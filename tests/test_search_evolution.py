@@ -136,6 +136,17 @@ def test_finds_the_known_optimum_better_than_random_search_at_equal_calls():
 
 
 # --- errors and spaces -----------------------------------------------------------------------
+def test_two_sided_flops_constraint_searches_one_bucket():
+    lo, hi = budget(0.4), budget(0.6)
+    c = flops_constraint(hi, CFG, SIZE, min_mflops=lo)
+    assert c.describe() == f"{lo:g} <= flops <= {hi:g} MFLOPs"
+    res = regularized_evolution(OFA, toy_fitness, [c], population_size=20, sample_size=5, generations=4, seed=0)
+    assert all(lo <= mflops(a, CFG, SIZE) <= hi for a, _ in res.population)
+    assert lo <= res.metrics["flops"] <= hi
+    with pytest.raises(SearchError, match="lower limit .* exceeds the limit"):
+        flops_constraint(lo, CFG, SIZE, min_mflops=hi)
+
+
 def test_no_feasible_sample_names_the_constraint():
     c = flops_constraint(0.001, CFG, SIZE)
     with pytest.raises(SearchError, match=r"flops <= 0.001 MFLOPs: \d+ rejected, smallest seen"):
@@ -311,6 +322,14 @@ def test_path_filter_fitness_scores_each_path_in_its_own_flops_bucket():
     assert len(set(buckets.indices(flops))) > 1
     # the same filter asked for another bucket scores differently: the bucket matters
     assert not np.allclose(fit(archs), flt.score(archs, bucket=[0] * len(archs)))
+    fixed = path_filter_fitness(flt, bucket=2)
+    np.testing.assert_allclose(fixed(archs), flt.score(archs, bucket=[2] * len(archs)), rtol=1e-12)
+    with pytest.raises(SearchError, match="bucket=5 is not a bucket index"):
+        path_filter_fitness(flt, bucket=5)
+    with pytest.raises(SearchError, match="trained at input size 64, not 128"):
+        path_filter_fitness(flt, input_size=128)
+    with pytest.raises(SearchError, match="trained for supernet settings"):
+        path_filter_fitness(flt, cfg=SupernetConfig())
     res = regularized_evolution(OFA, fit, [flops_constraint(budget(0.3), CFG, SIZE)], population_size=20,
                                 sample_size=5, generations=3, seed=0)
     assert res.best_fitness == pytest.approx(flt.score([res.best_arch])[0], rel=1e-12)

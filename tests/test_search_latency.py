@@ -34,7 +34,8 @@ def test_lookup_is_the_sum_over_the_layers_written_out_by_hand():
         out = size // stride
         keys.append(f"bottleneck-input:{size}x{size}x{cin}-output:{out}x{out}x{c}-mid:{mid}-stride:{stride}"
                     f"-shortcut:conv")
-        keys += [f"bottleneck-input:{out}x{out}x{c}-output:{out}x{out}x{c}-mid:{mid}-stride:1-shortcut:identity"] * (n - 1)
+        same = f"bottleneck-input:{out}x{out}x{c}-output:{out}x{out}x{c}-mid:{mid}-stride:1-shortcut:identity"
+        keys += [same] * (n - 1)
         size, cin = out, c
     neck = CFG.neck()
     keys += [f"deconv-input:2x2x{cin}-output:4x4x{neck[0]}", f"deconv-input:4x4x{neck[0]}-output:8x8x{neck[1]}",

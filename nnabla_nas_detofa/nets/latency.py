@@ -23,7 +23,7 @@ from nnabla.ext_utils import import_extension_module
 
 from ..search.latency import LatencyTable, entries_from_times
 from ..space import Arch, SupernetConfig, check_input_size
-from ..space.layers import Layer, space_layers
+from ..space.layers import Layer, path_layers, space_layers
 from .blocks import Bottleneck, ConvBN, DeconvBN, Head
 from .detector import HEATMAP_BIAS, IMAGE_MEAN, IMAGE_STD
 from .static import StaticDetector
@@ -107,43 +107,25 @@ CLOCKS = ("wall", "process")
 
 
 def default_clock(context: str) -> str:
-    """'process' on cpu, 'wall' on a GPU (see ``time_forward``)."""
+    """'process' on cpu, 'wall' on a GPU (see ``time_round_robin``)."""
     return "process" if context == "cpu" else "wall"
-
-
-def time_forward(x, y, warmup: int, repeats: int, sync: Callable[[], None], seed: int = 0,
-                 clock: str = "wall") -> List[float]:
-    """Times (ms) of ``repeats`` forward passes of ``y`` after ``warmup`` untimed ones.
-
-    ``clock='wall'``: elapsed time between device synchronisations (the latency on a GPU, or on
-    a CPU nothing else uses). ``clock='process'``: CPU time of this process: NNabla's CPU kernels
-    run on one thread, so on an idle core it equals the wall time, and on a shared machine it
-    leaves out the time other processes hold the core (measured here, 2 cores at load 8: a 20 ms
-    forward pass took 3-5x its CPU time in wall time, while sub-millisecond layers mostly ran
-    unpreempted, so wall-clock layer sums under-predicted whole networks by 65 %)."""
-    if clock not in CLOCKS:
-        raise ValueError(f"clock={clock!r}: expected one of {CLOCKS}")
-    now = time.perf_counter if clock == "wall" else time.process_time
-    x.d = np.random.RandomState(seed).uniform(0, 255, x.shape).astype(np.float32)
-    for _ in range(warmup):
-        y.forward(clear_buffer=True)
-    sync()
-    times = []
-    for _ in range(repeats):
-        t = now()
-        y.forward(clear_buffer=True)
-        sync()
-        times.append((now() - t) * 1e3)
-    return times
 
 
 def time_round_robin(outputs: Sequence, warmup: int, repeats: int, sync: Callable[[], None],
                      clock: str = "wall") -> List[List[float]]:
     """Times (ms) of each graph of ``outputs`` (inputs already set): ``warmup`` + ``repeats``
-    rounds, each running every graph once, in turn. A layer then runs after other layers, as in
-    a network, with their weights and activations in the caches, not its own: timed alone in a
-    loop, the layers of a 1/16-width network at 64 px summed to 60 % of the whole network's CPU
-    time; round robin, to 90 %. Load that comes and goes also falls on every layer alike."""
+    rounds, each running every graph once, in turn, between device synchronisations. A layer
+    then runs after other layers, as in a network, with their weights and activations in the
+    caches, not its own: timed alone in a loop, the layers of a 1/16-width network at 64 px
+    summed to 60-70 % of the whole network's CPU time; round robin, to about 90 %. Load that comes
+    and goes also falls on every graph alike.
+
+    ``clock='wall'``: elapsed time (the latency on a GPU, or on a CPU nothing else uses).
+    ``clock='process'``: CPU time of this process. NNabla's CPU kernels run on one thread, so on
+    an idle core it equals the wall time, and on a shared machine it leaves out the time other
+    processes hold the core (measured here, 2 cores at load 8: a 20 ms forward pass took 3-5x its
+    CPU time in wall time, while sub-millisecond layers mostly ran unpreempted, so wall-clock
+    layer sums under-predicted whole networks by 65 %)."""
     if clock not in CLOCKS:
         raise ValueError(f"clock={clock!r}: expected one of {CLOCKS}")
     now = time.perf_counter if clock == "wall" else time.process_time
@@ -176,10 +158,11 @@ def network_graph(arch, cfg: SupernetConfig, input_size: int, batch_size: int):
 # --- tables ----------------------------------------------------------------------------------
 def measure_latency_table(space, cfg: SupernetConfig, input_size: int, batch_size: int = 1, context: str = "cpu",
                           device_id: str = "0", warmup: int = 3, repeats: int = 10, clock: Optional[str] = None,
-                          group: int = 32, progress: Optional[Callable[[int, int, str, float], None]] = None) -> LatencyTable:
+                          group: int = 32,
+                          progress: Optional[Callable[[int, int, str, float], None]] = None) -> LatencyTable:
     """Time every distinct layer of ``space`` on nnabla's current default context (set it first,
     e.g. ``runners.context.make_context``); ``context`` is the name recorded in the table;
-    ``clock``: see ``time_forward`` (default ``default_clock(context)``). Layers are timed
+    ``clock``: see ``time_round_robin`` (default ``default_clock(context)``). Layers are timed
     ``group`` at a time, round robin (``time_round_robin``)."""
     clock = clock or default_clock(context)
     check_input_size(input_size)
@@ -208,20 +191,18 @@ def measure_latency_table(space, cfg: SupernetConfig, input_size: int, batch_siz
                         repeats=repeats, clock=clock)
 
 
-def time_network(arch, cfg: SupernetConfig, input_size: int, batch_size: int = 1, warmup: int = 3,
-                 repeats: int = 10, clock: str = "wall") -> List[float]:
-    """Forward times (ms) of the whole static network of ``arch`` on the current context."""
-    x, y, _ = network_graph(arch, cfg, input_size, batch_size)
-    return time_forward(x, y, warmup, repeats, synchronizer(), clock=clock)
-
-
 def validate_table(table: LatencyTable, archs: Sequence, warmup: Optional[int] = None,
-                   repeats: Optional[int] = None, group: int = 8,
+                   repeats: Optional[int] = None, group: int = 8, paired: bool = True,
                    progress: Optional[Callable[[int, int, float, float], None]] = None) -> Dict:
     """Time whole networks of ``archs`` (``group`` at a time, round robin as the layers) and compare
-    with the table's prediction (median times, the table's clock, warm-up and repeat counts
-    unless given). ``measured_spread``: interquartile range / median of a network's repeats. Relative error = (predicted - measured)
-    / measured per network; the result has mean / max of its absolute value and every network."""
+    with the table's prediction (median times; the table's clock, warm-up and repeat counts
+    unless given). Relative error = (predicted - measured) / measured per network; the result has
+    the mean and max of its absolute value, and one row per network (``measured_spread``: the
+    interquartile range / median of its repeats).
+
+    ``paired``: also time every layer of those networks in the same rounds as the networks and
+    report the error of those sums (``paired_*``): the error of the decomposition itself, apart
+    from drift between the table's measurement and now (a shared machine's load changes)."""
     warmup = table.warmup if warmup is None else warmup
     repeats = table.repeats if repeats is None else repeats
     archs = [Arch.from_dict(a) for a in archs]
@@ -229,22 +210,33 @@ def validate_table(table: LatencyTable, archs: Sequence, warmup: Optional[int] =
     for start in range(0, len(archs), group):
         chunk = archs[start:start + group]
         graphs = [network_graph(a, table.supernet, table.input_size, table.batch_size)[:2] for a in chunk]
+        layers = list(dict.fromkeys(lay for a in chunk for lay in path_layers(a, table.supernet, table.input_size)))
+        if paired:
+            graphs += [layer_graph(lay, table.supernet, table.batch_size)[:2] for lay in layers]
         for i, (x, _) in enumerate(graphs):
             x.d = np.random.RandomState(start + i).uniform(0, 255, x.shape).astype(np.float32)
         timed = time_round_robin([y for _, y in graphs], warmup, repeats, synchronizer(), table.clock)
         del graphs
+        now = {lay: float(np.median(ts)) for lay, ts in zip(layers, timed[len(chunk):])}
         for a, ts in zip(chunk, timed):
             measured, predicted = float(np.median(ts)), table.predict(a)
-            rows.append({"arch": a.to_dict(), "measured_ms": measured, "predicted_ms": predicted,
-                         "relative_error": (predicted - measured) / measured,
-                         "measured_spread": float((np.percentile(ts, 75) - np.percentile(ts, 25)) / measured)})
+            row = {"arch": a.to_dict(), "measured_ms": measured, "predicted_ms": predicted,
+                   "relative_error": (predicted - measured) / measured,
+                   "measured_spread": float((np.percentile(ts, 75) - np.percentile(ts, 25)) / measured)}
+            if paired:
+                p = sum(now[lay] for lay in path_layers(a, table.supernet, table.input_size))
+                row.update(paired_predicted_ms=p, paired_relative_error=(p - measured) / measured)
+            rows.append(row)
             if progress is not None:
                 progress(len(rows), len(archs), measured, predicted)
-    err = np.abs([r["relative_error"] for r in rows]) if rows else np.zeros(0)
-    return {"networks": len(rows), "mean_abs_relative_error": float(err.mean()) if rows else math.nan,
-            "max_abs_relative_error": float(err.max()) if rows else math.nan,
-            "mean_relative_error": float(np.mean([r["relative_error"] for r in rows])) if rows else math.nan,
-            "warmup": warmup, "repeats": repeats, "clock": table.clock, "rows": rows}
+    out = {"networks": len(rows), "warmup": warmup, "repeats": repeats, "clock": table.clock}
+    for prefix in ("", "paired_") if paired else ("",):
+        e = np.array([r[prefix + "relative_error"] for r in rows], np.float64)
+        out.update({f"{prefix}mean_abs_relative_error": float(np.abs(e).mean()) if e.size else math.nan,
+                    f"{prefix}max_abs_relative_error": float(np.abs(e).max()) if e.size else math.nan,
+                    f"{prefix}mean_relative_error": float(e.mean()) if e.size else math.nan})
+    out["rows"] = rows
+    return out
 
 
 def layer_spread(table: LatencyTable) -> float:

@@ -1,8 +1,9 @@
-"""Constraints of a search: a named value of a path and an upper limit (value <= limit).
+"""Constraints of a search: a named value of a path and its limits (value <= limit).
 
 FLOPs (MFLOPs, the one definition), parameters (millions, ``space.params``) and latency (ms, a
 ``search.latency.LatencyTable``) are built in; any ``Constraint(name, fn, limit)`` with
-``fn(arch) -> float`` plugs in the same way (memory, a bucket's lower edge as ``-flops``...).
+``fn(arch) -> float`` plugs in the same way (memory...); a constraint may also have a lower
+limit (the FLOPs bucket of a budget).
 :class:`Feasibility` checks a candidate against the space and every constraint and keeps count of
 what rejected candidates, so a search that finds nothing can say which constraint no path met.
 """
@@ -24,30 +25,42 @@ class SearchError(ValueError):
 
 @dataclass(frozen=True)
 class Constraint:
+    """``low <= fn(arch) <= limit`` (``low`` -inf by default: an upper limit only)."""
+
     name: str
     fn: Callable[[Arch], float]
     limit: float
     unit: str = ""
+    low: float = -math.inf
 
     def __post_init__(self):
-        if isinstance(self.limit, bool) or not isinstance(self.limit, (int, float)) or math.isnan(self.limit):
-            raise SearchError(f"constraint {self.name}: limit {self.limit!r} is not a number")
+        for what, v in (("limit", self.limit), ("lower limit", self.low)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+                raise SearchError(f"constraint {self.name}: {what} {v!r} is not a number")
+        if self.low > self.limit:
+            raise SearchError(f"constraint {self.name}: lower limit {self.low:g} exceeds the limit {self.limit:g}")
 
     def value(self, arch: Arch) -> float:
         return float(self.fn(arch))
 
     def ok(self, arch: Arch) -> bool:
-        return self.value(arch) <= self.limit
+        return self.low <= self.value(arch) <= self.limit
 
     def describe(self) -> str:
-        return f"{self.name} <= {self.limit:g}{(' ' + self.unit) if self.unit else ''}"
+        unit = (" " + self.unit) if self.unit else ""
+        if self.low > -math.inf:
+            return f"{self.low:g} <= {self.name} <= {self.limit:g}{unit}"
+        return f"{self.name} <= {self.limit:g}{unit}"
 
 
-def flops_constraint(max_mflops: float, cfg: SupernetConfig, input_size: int, part: str = "detector") -> Constraint:
-    """MFLOPs (multiply-accumulates / 1e6, ``space.flops.mflops``) <= ``max_mflops``."""
+def flops_constraint(max_mflops: float, cfg: SupernetConfig, input_size: int, part: str = "detector",
+                     min_mflops: Optional[float] = None) -> Constraint:
+    """MFLOPs (multiply-accumulates / 1e6, ``space.flops.mflops``) <= ``max_mflops`` (and >=
+    ``min_mflops`` when given: e.g. the best path of one FLOPs bucket)."""
     check_input_size(input_size)
     cost = AdditiveCost(cfg, input_size, layer_macs, part=part, divide_by=1e6, name="flops")
-    return Constraint("flops", cost, float(max_mflops), "MFLOPs")
+    return Constraint("flops", cost, float(max_mflops), "MFLOPs",
+                      -math.inf if min_mflops is None else float(min_mflops))
 
 
 def params_constraint(max_mparams: float, cfg: SupernetConfig, part: str = "detector") -> Constraint:
@@ -91,7 +104,7 @@ class Feasibility:
                 self.smallest[c.name] = v
             if v < self._smallest_since.get(c.name, math.inf):
                 self._smallest_since[c.name] = v
-            if not v <= c.limit:
+            if not c.low <= v <= c.limit:
                 self.rejected[c.describe()] += 1
                 return False
         if not self.space.contains(arch):

@@ -29,7 +29,8 @@ class Evaluator:
     def __init__(self, fitness: Fitness, max_calls: Optional[int] = None, memo: bool = True,
                  name: str = "fitness"):
         if not callable(fitness):
-            raise SearchError(f"{name}: expected a callable fitness(list_of_archs) -> array, got {type(fitness).__name__}")
+            raise SearchError(f"{name}: expected a callable fitness(list_of_archs) -> array, "
+                              f"got {type(fitness).__name__}")
         if max_calls is not None and (isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 1):
             raise SearchError(f"max_calls={max_calls!r}: expected a positive integer or None")
         self.fitness, self.max_calls, self.memo, self.name = fitness, max_calls, memo, name
@@ -38,6 +39,7 @@ class Evaluator:
         self.values: List[float] = []    # its fitness
         self.requests = 0                # archs asked for, memo hits included
         self.batches = 0
+        self.best_value = -math.inf      # the best fitness scored so far
 
     @property
     def calls(self) -> int:
@@ -90,6 +92,8 @@ class Evaluator:
         fresh = self._score(todo) if todo else np.zeros(0)
         self.archs.extend(todo)
         self.values.extend(float(v) for v in fresh)
+        if len(fresh):
+            self.best_value = max(self.best_value, float(np.max(fresh)))
         if not self.memo:
             return fresh
         self.cache.update(zip(todo, (float(v) for v in fresh)))
@@ -118,24 +122,41 @@ class Evaluator:
 
 
 def path_filter_fitness(path_filter, cfg: Optional[SupernetConfig] = None, input_size: Optional[int] = None,
-                        batch_size: int = 256) -> Fitness:
+                        bucket: Optional[int] = None, batch_size: int = 256) -> Fitness:
     """Fitness = ``path_filter.score(archs, flops=FLOPs)``: every path in the bucket of its own
-    FLOPs (the filter's buckets; a filter without budget conditioning ignores them). FLOPs come
-    from ``cfg`` and ``input_size`` when given, else from the filter's own supernet settings."""
+    FLOPs (the filter's buckets; a filter without budget conditioning ignores them), or every
+    path in ``bucket`` when given (e.g. the bucket of the budget). FLOPs come from ``cfg`` and
+    ``input_size`` when given, else from the filter's own supernet settings.
+
+    The FLOPs-bounded loss only ranks paths of the same bucket, so scores of different buckets
+    need not be comparable: to find the best path of one budget, search that bucket
+    (``flops_constraint(hi, ..., min_mflops=lo)`` with the bucket's edges)."""
     if not hasattr(path_filter, "score"):
         raise SearchError(f"path filter {type(path_filter).__name__}: expected an object with score(archs, flops=...)")
+    conf = getattr(path_filter, "config", None)
+    own_cfg, own_size = getattr(conf, "supernet", None), getattr(conf, "input_size", None)
+    if own_cfg is not None and cfg is not None and cfg != own_cfg:
+        raise SearchError(f"path filter fitness: the filter was trained for supernet settings {own_cfg}, not {cfg}")
+    if own_size is not None and input_size is not None and input_size != own_size:
+        raise SearchError(f"path filter fitness: the filter was trained at input size {own_size}, not {input_size}")
+    cfg, input_size = cfg or own_cfg, input_size or own_size
     if cfg is None or input_size is None:
-        conf = getattr(path_filter, "config", None)
-        cfg = cfg or getattr(conf, "supernet", None)
-        input_size = input_size or getattr(conf, "input_size", None)
-        if cfg is None or input_size is None:
-            raise SearchError("path filter fitness: the filter does not record its supernet settings and input size; "
-                              "give cfg and input_size")
+        raise SearchError("path filter fitness: the filter does not record its supernet settings and input size; "
+                          "give cfg and input_size")
     check_input_size(input_size)
     flops = AdditiveCost(cfg, input_size, layer_macs, divide_by=1e6, name="flops")
 
-    def fitness(archs):
-        return path_filter.score(archs, flops=[flops(a) for a in archs], batch_size=batch_size)
+    if bucket is not None:
+        n = getattr(getattr(conf, "buckets", None), "n", None)
+        if isinstance(bucket, bool) or not isinstance(bucket, int) or bucket < 0 or (n is not None and bucket >= n):
+            raise SearchError(f"path filter fitness: bucket={bucket!r} is not a bucket index of the filter "
+                              f"(0..{'?' if n is None else n - 1})")
+
+        def fitness(archs):
+            return path_filter.score(archs, bucket=[bucket] * len(archs), batch_size=batch_size)
+    else:
+        def fitness(archs):
+            return path_filter.score(archs, flops=[flops(a) for a in archs], batch_size=batch_size)
 
     fitness.path_filter = path_filter
     return fitness

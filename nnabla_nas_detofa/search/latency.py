@@ -5,8 +5,8 @@ cudnn), the device's name when known, batch size, input size, the supernet setti
 counts depend on them), the nnabla version, warm-up / repeat counts and the statistic kept
 (the median of the repeats) and the clock (``wall``: elapsed time between device
 synchronisations; ``process``: CPU time of the process, for CPU tables on shared machines, see
-``nets.latency.time_forward``). Entries are keyed by ``space.layers.Layer.key()``, in the style of
-once-for-all's tables (``bottleneck-input:24x24x64-output:12x12x128-mid:32-stride:2-shortcut:conv``);
+``nets.latency.time_round_robin``). Entries are keyed by ``space.layers.Layer.key()``, in the
+style of once-for-all's tables (``bottleneck-input:24x24x64-output:12x12x128-mid:32-stride:2-shortcut:conv``);
 a path's latency is the sum over ``path_layers`` (numpy only here; ``nets.latency`` measures)::
 
     {"format": "nnabla_nas_detofa.latency_table", "version": 1,
@@ -21,6 +21,8 @@ A table refuses settings it was not measured for (``check``) and names a layer i
 """
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional
+
+import numpy as np
 
 from ..atomic import json_safe, write_json_atomic
 from ..reading import read_json
@@ -101,7 +103,8 @@ class LatencyTable:
 
     def missing_layers(self, space) -> List[str]:
         """Keys of the layers of ``space`` the table lacks ([] = every path can be predicted)."""
-        return [lay.key() for lay in space_layers(space, self.supernet, self.input_size) if lay.key() not in self.layers]
+        layers = space_layers(space, self.supernet, self.input_size)
+        return [lay.key() for lay in layers if lay.key() not in self.layers]
 
     def check(self, cfg: Optional[SupernetConfig] = None, input_size: Optional[int] = None,
               batch_size: Optional[int] = None, context: Optional[str] = None) -> None:
@@ -191,7 +194,6 @@ class LatencyTable:
 
 def entries_from_times(times: Dict[str, Iterable[float]]) -> Dict[str, Dict[str, float]]:
     """Table entries from repeated times in ms: the median (the table's value), mean, std, min."""
-    import numpy as np
     out = {}
     for key, ts in times.items():
         t = np.asarray(list(ts), np.float64)

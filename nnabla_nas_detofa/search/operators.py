@@ -11,7 +11,7 @@ import random
 from typing import List, NamedTuple, Sequence, Tuple
 
 from ..space.arch import N_SLOTS, N_STAGES, Arch
-from ..space.layers import _space_choices
+from ..space.layers import decision_choices
 from ..space.spaces import _allowed
 from .constraints import Feasibility, SearchError
 
@@ -50,7 +50,7 @@ def _canonical(space, ch):
 
 def genes(space) -> List[Gene]:
     """The genes of ``space``, stem first, then stages, then the 18 expand slots."""
-    ch = _canonical(space, _space_choices(space))
+    ch = _canonical(space, decision_choices(space))
     coupled = bool(getattr(space, "coupled", False)) and isinstance(getattr(space, "pairs", None), dict)
     out = [Gene("d0", (("d", 0),), tuple((v,) for v in ch[("d", 0)])),
            Gene("w0", (("w", 0),), tuple((v,) for v in ch[("w", 0)])),
@@ -131,10 +131,7 @@ def mutate(parent: Arch, gene_list: Sequence[Gene], feas: Feasibility, rng: rand
         for i in pick_distinct(rng, len(active), k):
             g = active[i]
             cur = g.value(parent)
-            others = [o for o in g.options if o != cur]
-            if not others:  # the parent's value lies outside this space's options (pruned spaces)
-                others = list(g.options)
-            changes.append((g, rng.choice(others)))
+            changes.append((g, rng.choice([o for o in g.options if o != cur])))
         child = apply_genes(parent, changes)
         if child != parent and feas.ok(child):
             return child

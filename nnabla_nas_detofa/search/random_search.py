@@ -30,7 +30,7 @@ def random_search(space, fitness: Fitness, constraints: Sequence[Constraint] = (
         drawn += n
         if ev.new_count(archs):
             ev(archs)
-            history.append((ev.calls, float(max(ev.values))))
+            history.append((ev.calls, ev.best_value))
     if not ev.calls:
         raise SearchError("random search: no path was scored")
     settings = {"n_calls": n_calls, "seed": seed, "batch_size": batch_size, "mode": mode, "draws": drawn,

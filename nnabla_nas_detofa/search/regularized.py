@@ -110,7 +110,7 @@ class RegularizedEvolution:
             self._add([a], [v])
             self.population.popleft()  # the oldest dies
         self.children += len(kids)
-        self.history.append((self.evaluator.calls, float(max(self.evaluator.values))))
+        self.history.append((self.evaluator.calls, self.evaluator.best_value))
         return [m for m in self.population if m.born >= start]
 
     def run(self) -> SearchResult:

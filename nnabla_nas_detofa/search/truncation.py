@@ -74,7 +74,7 @@ class TruncationEvolution:
         self.population = list(parents) + list(zip(kids, (float(v) for v in values)))
         self.generation += 1
         if kids:
-            self.history.append((self.evaluator.calls, float(max(self.evaluator.values))))
+            self.history.append((self.evaluator.calls, self.evaluator.best_value))
         return parents, kids, kinds
 
     def run(self) -> SearchResult:

@@ -169,7 +169,7 @@ def layer_params(layer: Layer) -> int:
 
 
 # --- every layer of a space ------------------------------------------------------------------
-def _space_choices(space) -> Dict:
+def decision_choices(space) -> Dict:
     """``space.choices`` when the space has them, else the full OFA choices (a superset)."""
     ch = getattr(space, "choices", None)
     if isinstance(ch, dict):
@@ -184,7 +184,7 @@ def _space_choices(space) -> Dict:
 
 def stage_options(space, stage: int) -> List[Tuple[int, int]]:
     """The (depth, width index) settings ``stage`` may take in ``space`` (CompOFA*: its pairs)."""
-    ch = _space_choices(space)
+    ch = decision_choices(space)
     if getattr(space, "coupled", False) and isinstance(getattr(space, "pairs", None), dict):
         return list(space.pairs[stage])
     return [(d, w) for d in ch[("d", stage + 1)] for w in ch[("w", stage + 2)]]
@@ -194,7 +194,7 @@ def space_layers(space, cfg: SupernetConfig, input_size: int, part: str = "detec
     """Every distinct layer of the paths of ``space``, once each, in network order. A space
     without ``choices`` (e.g. a pruned space known only by ``contains``) gets the layers of the
     full OFA space, a superset."""
-    ch = _space_choices(space)
+    ch = decision_choices(space)
     seen: Dict[Layer, None] = {}
 
     def add(layers: Iterable[Layer]):
