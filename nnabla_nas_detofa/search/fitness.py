@@ -7,7 +7,8 @@ fitness vs number of calls"), with an optional budget ``max_calls``.
 
 ``path_filter_fitness(filter)`` adapts a ``path_filter.PathFilter`` (or anything with its
 ``score(archs, flops=...)``): each path is scored in the bucket of its own FLOPs, with the
-filter's own buckets.
+filter's own buckets. A loss to minimise (a user's predictor, or the true validation loss of
+each path for small studies) is a fitness once negated: ``lambda archs: -np.asarray(loss(archs))``.
 """
 import math
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
