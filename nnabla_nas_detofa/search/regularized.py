@@ -90,7 +90,7 @@ class RegularizedEvolution:
         archs = sample_feasible(self.space, self.feasibility, self.rng, self.P,
                                 max_tries=max(self.max_tries, 100 * self.P))
         self._add(archs, self.evaluator(archs))
-        self.history.append((self.evaluator.calls, max(m.fitness for m in self.population)))
+        self.history.append((self.evaluator.calls, self.evaluator.best_value))
 
     def tournament(self) -> Member:
         pop = self.population

@@ -48,7 +48,7 @@ class TruncationEvolution:
         archs = sample_feasible(self.space, self.feasibility, self.rng, self.P,
                                 max_tries=max(self.max_tries, 100 * self.P))
         self.population = list(zip(archs, (float(v) for v in self.evaluator(archs))))
-        self.history.append((self.evaluator.calls, max(v for _, v in self.population)))
+        self.history.append((self.evaluator.calls, self.evaluator.best_value))
 
     def parents(self) -> List[Tuple[Arch, float]]:
         """The best ``n_parents`` of the population (stable: ties keep population order)."""
