@@ -7,7 +7,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["nnabla_nas_detofa", "nnabla_nas_detofa.*"]),
-    package_data={"nnabla_nas_detofa": ["conf/*.yaml"]},
+    package_data={"nnabla_nas_detofa": ["configs/*.yaml", "configs/experiment/detofa/*.yaml"]},
     python_requires=">=3.8,<3.11",
     install_requires=[
         "numpy~=1.26.0",

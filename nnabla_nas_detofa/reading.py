@@ -5,7 +5,7 @@ parser recurses out; each caller gets its own exception type (``error``) with a 
 starts with the file (and line, for JSON Lines), so the command line can print it as it is.
 """
 import json
-from typing import Iterator, Tuple, Type
+from typing import Iterator, List, Optional, Tuple, Type
 
 MAX_DEPTH = 64  # deeper than any file of ours; deeper input is refused before it is walked
 
@@ -38,21 +38,46 @@ def _depth_ok(obj, limit: int) -> bool:
     return True
 
 
-def parse_json(text: str, where: str, error: Type[Exception], max_depth: int = MAX_DEPTH):
-    """``json.loads`` with one-line errors: malformed JSON, nesting deeper than ``max_depth``."""
+def _unique_keys(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"key {k!r} appears twice in one object")
+        out[k] = v
+    return out
+
+
+def _loads(text: str, where: str, error: Type[Exception], max_depth: Optional[int]):
+    """``json.loads``; every way it can fail becomes ``error`` naming ``where``. A key given twice
+    in one object is refused (``json`` would keep the last one silently), except in big data files
+    (``max_depth=None``)."""
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_unique_keys if max_depth is not None else None)
     except json.JSONDecodeError as err:
         raise error(f"{where}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
     except RecursionError:
-        raise error(f"{where}: JSON nested too deeply (more than {max_depth} levels)") from None
-    if not _depth_ok(obj, max_depth):
+        raise error(f"{where}: JSON nested too deeply (more than {max_depth or MAX_DEPTH} levels)") from None
+    except ValueError as err:   # e.g. an integer literal longer than sys.get_int_max_str_digits()
+        raise error(f"{where}: invalid JSON: {err}") from None
+    if max_depth is not None and not _depth_ok(obj, max_depth):
         raise error(f"{where}: JSON nested too deeply (more than {max_depth} levels)")
     return obj
 
 
-def read_json(path: str, error: Type[Exception], what: str = "JSON file"):
-    return parse_json(read_text(path, error, what), path, error)
+def parse_json(text: str, where: str, error: Type[Exception], max_depth: Optional[int] = MAX_DEPTH):
+    """``json.loads`` with one-line errors: malformed JSON, nesting deeper than ``max_depth``
+    (``None``: only as deep as Python's parser can go, for big data files not worth walking)."""
+    return _loads(text, where, error, max_depth)
+
+
+def read_json(path: str, error: Type[Exception], what: str = "JSON file", max_depth: Optional[int] = MAX_DEPTH):
+    """The JSON document of a file (see ``read_text`` and ``parse_json``)."""
+    return parse_json(read_text(path, error, what), path, error, max_depth)
+
+
+def read_lines(path: str, error: Type[Exception], what: str = "file") -> List[str]:
+    """The lines of a text file (see ``read_text``), without their line ends."""
+    return read_text(path, error, what).splitlines()
 
 
 def iter_json_lines(path: str, error: Type[Exception], what: str = "JSON Lines file"
@@ -62,11 +87,13 @@ def iter_json_lines(path: str, error: Type[Exception], what: str = "JSON Lines f
         if line.strip():
             where = f"{path}:{n}"
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as err:
                 raise error(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
             except RecursionError:
-                raise error(f"{where}: JSON nested too deeply") from None
+                raise error(f"{where}: JSON nested too deeply (more than {MAX_DEPTH} levels)") from None
+            except ValueError as err:
+                raise error(f"{where}: not valid JSON ({err})") from None
             if not _depth_ok(obj, MAX_DEPTH):
                 raise error(f"{where}: JSON nested too deeply (more than {MAX_DEPTH} levels)")
             yield where, obj

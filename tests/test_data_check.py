@@ -58,7 +58,9 @@ def test_voc_problems_are_listed_file_by_file(tmp_path, capsys):
         assert where in ln and what in ln, (where, what, ln)
     assert "images: 11 (empty: 1)" in out
     rep = check_dataset(f"voc:{root}", "2007_trainval", decode_images=False)
-    assert rep.difficult == 1 and rep.per_class["dog"] == 5 and len(rep.problems) == 7   # no decode checks
+    # without decoding, image headers are still read: garbage.jpg and wrongsize.jpg are found too
+    assert rep.difficult == 1 and rep.per_class["dog"] == 5 and len(rep.problems) == 9
+    assert [str(p) for p in rep.problems] == [ln.strip() for ln in problem_lines]
     cls = tmp_path / "cls.txt"
     cls.write_text("dog\ncat\ndragon\n")
     assert main_tools(["check-data", f"voc:{root}", "--split", "2007_trainval", "--classes", str(cls)]) == 1

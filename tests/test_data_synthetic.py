@@ -32,7 +32,7 @@ def test_same_seed_same_bytes(tmp_path):
 def test_layout_is_readable_voc(tmp_path):
     root = str(tmp_path / "d")
     summary = make_synthetic_voc(root, 12, 4, 96, seed=0)
-    assert sorted(os.listdir(root)) == ["VOCsynth", "classes.txt"]
+    assert sorted(os.listdir(root)) == ["SYNTHETIC_COMPLETE", "VOCsynth", "classes.txt"]
     main = os.path.join(root, "VOCsynth", "ImageSets", "Main")
     assert sorted(os.listdir(main)) == ["train.txt", "trainval.txt", "val.txt"]
     tr = load_dataset("voc", root, "synth_train")

@@ -139,7 +139,7 @@ def test_detections_file_round_trip_and_cli(tmp_path, capsys):
     assert "category_id 'wolf' is not a class name" in capsys.readouterr().err
     path.write_text("[{")
     assert main_tools(["evaluate", "--dataset", f"voc:{root}", "--detections", str(path)]) == 2
-    assert "malformed JSON" in capsys.readouterr().err
+    assert "dets.json:1:3: invalid JSON" in capsys.readouterr().err
 
 
 def test_targets_decoded_back_through_the_eval_pipeline_score_100(tmp_path):

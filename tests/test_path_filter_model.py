@@ -182,7 +182,7 @@ def test_load_errors(tmp_path):
     jp = tmp_path / "w.json"
     good = jp.read_text()
     jp.write_text("{oops")
-    with pytest.raises(PathFilterError, match="w.json: not valid JSON"):
+    with pytest.raises(PathFilterError, match="w.json:1:2: invalid JSON"):
         PathFilter.load(h5)
     jp.write_text(json.dumps({"format": "other"}))
     with pytest.raises(PathFilterError, match="not a path filter config"):

@@ -100,6 +100,19 @@ def test_mismatched_settings_are_refused():
         latency_constraint(5.0, table, context="cudnn")
 
 
+def test_stem_layers_are_built_with_the_configs_activation():
+    from nnabla_nas_detofa.nets.latency import layer_graph
+    for act, want in (("relu", "ReLU"), ("relu6", "ReLU6")):
+        cfg = SupernetConfig(num_classes=3, width_mult=0.0625, divisor=1, stem_activation=act)
+        for lay in path_layers(get_space("ofa").extreme(True), cfg, SIZE)[:3]:
+            kinds = []
+            layer_graph(lay, cfg, 1)[1].visit(lambda f: kinds.append(f.info.type_name))
+            assert want in kinds and ({"ReLU", "ReLU6"} - {want}).isdisjoint(kinds), (lay.kind, kinds)
+    table = table_for(get_space("ps1"))
+    with pytest.raises(LatencyTableError, match="stem_activation 'relu6' \\(table: 'relu'\\)"):
+        table.check(cfg=SupernetConfig(num_classes=3, width_mult=0.0625, divisor=1, stem_activation="relu6"))
+
+
 def test_latency_constraint_in_a_search_and_a_table_of_another_space():
     space = get_space("ofa")
     table = table_for(space)
@@ -155,4 +168,4 @@ def test_measure_latency_cli_errors(tmp_path, capsys):
     assert main_tools(["measure-latency", "--input-size", "100", "-o", out]) == 2
     assert "--input-size=100" in capsys.readouterr().err
     assert main_tools(["measure-latency", "--input-size", "64", "--repeats", "0", "-o", out]) == 2
-    assert "--repeats=0" in capsys.readouterr().err
+    assert "argument --repeats: '0'" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 import json
 import sys
 
+from ..schema import workers_spec
+from .argtypes import flag
 from .errors import UserError
 
 
@@ -38,17 +40,24 @@ def run_check_data(args):
 
 
 def register(sub):
+    from ..data.synthetic import SYNTHETIC_OPTIONS as O   # the options' one definition (ranges, defaults)
+
+    def opt(p, name, **kw):
+        key = name.lstrip("-").replace("-", "_")
+        p.add_argument(name, type=flag(O[key]), default=O[key].default, **kw)
+
     p = sub.add_parser("make-synthetic-voc", help="write a small VOC-format shapes detection data set")
-    p.add_argument("out", help="output folder (gets classes.txt and VOCsynth/)")
-    p.add_argument("--num-train", type=int, default=256)
-    p.add_argument("--num-val", type=int, default=64)
-    p.add_argument("--image-size", type=int, default=128, help="longer image side in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-objects", type=int, default=4, help="objects per image at most")
-    p.add_argument("--aspect-jitter", type=float, default=0.25,
-                   help="shorter side drawn from [1 - j, 1] x image size (0: square images)")
-    p.add_argument("--workers", type=int, default=4)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing synthetic data set in OUT")
+    p.add_argument("out", help="output folder, new or empty (gets classes.txt, VOCsynth/ and the "
+                               "SYNTHETIC_COMPLETE marker)")
+    opt(p, "--num-train")
+    opt(p, "--num-val")
+    opt(p, "--image-size", help="longer image side in pixels")
+    opt(p, "--seed")
+    opt(p, "--max-objects", help="objects per image at most")
+    opt(p, "--aspect-jitter", help="shorter side drawn from [1 - j, 1] x image size (0: square images)")
+    opt(p, "--workers")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a synthetic data set this command made in OUT (never anything else)")
     p.set_defaults(func=run_make_synthetic)
 
     p = sub.add_parser("check-data", help="list problems of a VOC/COCO data set file by file (exit 1 if any)")
@@ -56,7 +65,8 @@ def register(sub):
     p.add_argument("--split", default=None, help="e.g. 2007_trainval, val2017 (default: every split)")
     p.add_argument("--classes", default=None,
                    help="VOC class-list file (default: ROOT/classes.txt or the 20 VOC classes)")
-    p.add_argument("--no-decode", action="store_true", help="do not decode images (faster; checks existence only)")
-    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--no-decode", action="store_true",
+                   help="do not decode images (faster: checks each image's header, size and end marker only)")
+    p.add_argument("--workers", type=flag(workers_spec()), default=4)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_check_data)

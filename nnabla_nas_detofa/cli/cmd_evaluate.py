@@ -9,7 +9,7 @@ def run_evaluate(args):
     from ..data.records import DataError
     from ..evaluation import ResultsError, evaluate_results, load_results
     try:
-        ds = open_dataset(args.dataset, args.split, args.classes)
+        ds = open_dataset(args.dataset, args.split, args.classes, check_images=False)  # annotations alone
         results = load_results(args.detections)
         out = evaluate_results(ds, results, args.metric, where=args.detections)
     except (DataError, ResultsError) as err:

@@ -3,9 +3,14 @@ import random
 import sys
 import time
 
-from ..space import SPACE_NAMES, ConfigError, SpaceError, check_input_size, space_from_spec
-from .cmd_space import add_supernet_args, supernet_config
+from ..schema import Int, seed_spec
+from ..space import SPACE_NAMES, SpaceError, space_from_spec
+from .argtypes import flag
+from .cmd_space import add_supernet_args, input_size_flag, supernet_config
 from .errors import UserError
+
+MAX_REPEATS = 100_000
+MAX_NETWORKS = 10_000
 
 
 def _progress(every):
@@ -26,15 +31,11 @@ def run_measure_latency(args):
     from ..space.layers import space_layers
 
     cfg = supernet_config(args)
+    size = input_size_flag(args.input_size)
     try:
-        size = check_input_size(args.input_size, where="--input-size")
         space = space_from_spec(args.space, where="--space")
-    except (ConfigError, SpaceError) as err:
+    except SpaceError as err:
         raise UserError(str(err)) from None
-    for flag, v, lo in (("--batch", args.batch, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),
-                        ("--validate", args.validate, 0), ("--group", args.group, 1)):
-        if v < lo:
-            raise UserError(f"{flag}={v}: expected an integer >= {lo}")
     ctx, _ = make_context(args.context, args.device_id)
     use_context(ctx)
     n = len(space_layers(space, cfg, size))
@@ -70,19 +71,21 @@ def run_measure_latency(args):
 def register(sub):
     p = sub.add_parser("measure-latency",
                        help="time every distinct layer of a space on this device: a latency lookup table (JSON)")
-    p.add_argument("--input-size", type=int, required=True, help="image size (a multiple of 32)")
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--input-size", type=flag(Int()), required=True, help="image size (a multiple of 32)")
+    p.add_argument("--batch", type=flag(Int(1, MAX_NETWORKS)), default=1)
     p.add_argument("-c", "--context", choices=("cpu", "cudnn"), default="cpu")
     p.add_argument("-d", "--device-id", default="0")
     p.add_argument("--space", default="ofa", help=f"one of {', '.join(SPACE_NAMES)} (the layers of its paths)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed rounds before timing")
-    p.add_argument("--repeats", type=int, default=10, help="timed rounds; the table keeps the median")
-    p.add_argument("--group", type=int, default=32, help="layers built and timed together, round robin")
+    p.add_argument("--warmup", type=flag(Int(0, MAX_REPEATS)), default=3, help="untimed rounds before timing")
+    p.add_argument("--repeats", type=flag(Int(1, MAX_REPEATS)), default=10,
+                   help="timed rounds; the table keeps the median")
+    p.add_argument("--group", type=flag(Int(1, MAX_NETWORKS)), default=32,
+                   help="layers built and timed together, round robin")
     p.add_argument("--clock", choices=("auto", "wall", "process"), default="auto",
                    help="wall time, or process CPU time (auto: process on cpu, wall on cudnn)")
-    p.add_argument("--validate", type=int, default=0, metavar="N",
+    p.add_argument("--validate", type=flag(Int(0, MAX_NETWORKS)), default=0, metavar="N",
                    help="also time N whole extracted networks (smallest, largest, random) and report the error")
-    p.add_argument("--seed", type=int, default=0, help="seed of the validation networks")
+    p.add_argument("--seed", type=flag(seed_spec()), default=0, help="seed of the validation networks")
     p.add_argument("-o", "--output", required=True, help="table file to write (JSON)")
     add_supernet_args(p)
     p.set_defaults(func=run_measure_latency)

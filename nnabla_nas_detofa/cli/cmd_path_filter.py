@@ -7,8 +7,12 @@ from ..atomic import write_json_atomic
 from ..path_filter import (PathFilter, PathFilterError, PathSet, PathSetError, evaluate, read_arch_lines,
                            train_path_filter)
 from ..path_filter.quality import json_safe
-from ..space import ArchError, ConfigError, SpaceError, check_input_size, mflops, space_from_spec
-from .cmd_space import add_supernet_args, supernet_config
+from ..path_filter.train import SEED as TRAIN_SEED
+from ..path_filter.train import TRAIN_OPTIONS
+from ..schema import Int
+from ..space import ArchError, ConfigError, SpaceError, mflops, space_from_spec
+from .argtypes import flag
+from .cmd_space import add_supernet_args, input_size_flag, supernet_config
 from .errors import UserError
 
 ABLATIONS = ("no-flops-bounded", "no-budget", "no-block-pe")
@@ -40,18 +44,17 @@ def run_train(args):
         space = space_from_spec(args.space)
     except SpaceError as err:
         raise UserError(str(err)) from None
-    supernet = input_size = None
+    supernet, input_size = supernet_config(args), None     # the flags are checked even when unused
     if args.input_size is not None:
-        try:
-            input_size = check_input_size(args.input_size, "--input-size")
-        except ConfigError as err:
-            raise UserError(str(err)) from None
-        supernet = supernet_config(args)
+        input_size = input_size_flag(args.input_size)
+    else:
+        supernet = None
     pathset = _read_pathset(args.paths, space)
     test = _read_pathset(args.test_paths, space) if args.test_paths else None
     abl = set(args.ablation or ())
-    if args.epochs < 0:
-        raise UserError(f"--epochs={args.epochs}: expected a non-negative integer")
+    out = os.path.abspath(args.output)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"-o {args.output}: exists and is not a folder")
     init = None
     if args.init:
         init = _load_filter(args.init)
@@ -127,12 +130,12 @@ def register(sub):
     t.add_argument("--init", help="weights (.h5, with its .json) to fine-tune from")
     t.add_argument("--ablation", nargs="+", action="extend", choices=ABLATIONS, default=[],
                    help="switch parts off (Table 2 ablations)")
-    t.add_argument("--epochs", type=int, default=20)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--lr", type=float, default=3e-4)
-    t.add_argument("--batch-size", type=int, default=32)
+    for name in ("--epochs", "--lr", "--batch-size"):     # ranges and defaults: train_path_filter's
+        spec = TRAIN_OPTIONS[name[2:].replace("-", "_")]
+        t.add_argument(name, type=flag(spec), default=spec.default)
+    t.add_argument("--seed", type=flag(TRAIN_SEED), default=TRAIN_SEED.default)
     t.add_argument("--space", default="ofa", help="search space the paths come from (vocabulary, validation)")
-    t.add_argument("--input-size", type=int, default=None,
+    t.add_argument("--input-size", type=flag(Int()), default=None,
                    help="input size of the FLOPs: buckets come from the space's FLOPs range and the filter can "
                         "score archs without FLOPs; without it buckets span the path set's FLOPs")
     add_supernet_args(t)

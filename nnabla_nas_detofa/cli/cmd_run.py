@@ -1,6 +1,5 @@
 """``nnabla_nas -f EXP.json`` / ``python -m nnabla_nas_detofa run -f EXP.json``: run an experiment."""
-import json
-
+from ..reading import read_json
 from .errors import UserError
 
 
@@ -17,15 +16,9 @@ def add_run_args(p):
 
 
 def load_experiment(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as err:
-        raise UserError(f"{path}: cannot read the experiment file ({err.strerror})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
+    """The experiment file's JSON (one-line UserError naming the file: unreadable, not UTF-8,
+    malformed, nested too deeply, a key given twice)."""
+    return read_json(path, UserError, "experiment file")
 
 
 def merge_flags(conf, args):
@@ -43,8 +36,8 @@ def merge_flags(conf, args):
 
 
 def run_from_args(args):
+    conf = merge_flags(load_experiment(args.file), args)   # file errors come before nnabla is imported
     from ..runners.launch import run_experiment
-    conf = merge_flags(load_experiment(args.file), args)
     return run_experiment(conf, source=args.file)
 
 

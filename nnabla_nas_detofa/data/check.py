@@ -1,26 +1,36 @@
 """``check-data``: read every annotation and image of a data set and list what is wrong, file by file.
 
-Problems reported (all count as errors; the exit status is non-zero when there is any):
-malformed XML/JSON, a missing annotation or image file, an image that cannot be decoded, an
-image whose size differs from its annotation, an object without name/bndbox or with a missing or
-non-numeric coordinate, an unknown class, COCO entries naming unknown images or categories,
+Problems reported (all count as errors; the exit status is non-zero when there is any): an
+image set or class list that cannot be read or is not UTF-8, an image set that lists no image,
+malformed XML/JSON, an XML root element other than ``<annotation>``, a ``<size>`` field that is
+not an integer, a missing annotation or image file, an image file that is empty, truncated (no
+JPEG end marker / PNG end chunk) or cannot be decoded, an image whose size differs from its
+annotation, an object without name/bndbox or with a missing or non-numeric coordinate, an
+unknown class, COCO entries that pycocotools cannot score (an annotation without a valid unique
+``id``, a bad ``area`` or ``iscrowd``), COCO entries naming unknown images or categories,
 degenerate boxes (no width or height) and boxes leaving the image. Empty images (no objects)
-are counted, not reported.
+are counted, not reported; fields the reader fills in (a COCO annotation without ``area`` or
+``iscrowd``) are listed as notes, not errors.
 
 Without a split, every split of the data set is checked (VOC: each ``ImageSets/Main/<set>.txt``
 of each year folder, an image listed in several sets checked once; COCO: each
 ``annotations/instances_*.json``).
+
+``verify_images(records, workers)`` is the check of the image files alone (exists, header
+readable, size as annotated, not truncated) without decoding them: the launcher runs it on every
+image of a run before step 0 (thousands of images per second).
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 
 from . import coco as coco_mod
 from . import voc as voc_mod
 from .dataset import parse_spec
+from .images import ImageError, probe_image
 from .records import DataError, ImageRecord, Problem
 
 
@@ -36,6 +46,7 @@ class CheckReport:
     crowd: int = 0
     per_class: Dict[str, int] = field(default_factory=dict)
     problems: List[Problem] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)     # what the readers filled in (not errors)
 
     @property
     def ok(self) -> bool:
@@ -56,7 +67,8 @@ class CheckReport:
         return {"dataset": self.dataset, "splits": self.splits, "images": self.images,
                 "empty_images": self.empty_images, "objects": self.objects, "difficult": self.difficult,
                 "crowd": self.crowd, "per_class": {c: self.per_class.get(c, 0) for c in self.class_names},
-                "problems": [{"where": p.where, "message": p.message} for p in self.problems], "ok": self.ok}
+                "problems": [{"where": p.where, "message": p.message} for p in self.problems],
+                "notes": list(self.notes), "ok": self.ok}
 
     def to_text(self) -> str:
         lines = [f"data set: {self.dataset}", f"splits: {', '.join(self.splits)}",
@@ -66,24 +78,53 @@ class CheckReport:
         lines += [f"  {c:<{w}}  {self.per_class.get(c, 0)}" for c in self.class_names]
         lines.append(f"problems: {len(self.problems)}")
         lines += [f"  {p}" for p in self.problems]
+        if self.notes:
+            lines.append(f"notes: {len(self.notes)}")
+            lines += [f"  {n}" for n in self.notes]
         return "\n".join(lines)
 
 
-def _decode_check(rec: ImageRecord) -> Optional[Problem]:
-    img = cv2.imread(rec.image_path, cv2.IMREAD_COLOR)
-    if img is None:
-        return Problem("fatal", rec.image_path, "cannot decode image")
-    if img.shape[1] != rec.width or img.shape[0] != rec.height:
-        return Problem("fatal", rec.image_path, f"image is {img.shape[1]}x{img.shape[0]} but "
-                                                f"{rec.source or 'its annotation'} says {rec.width}x{rec.height}")
+def _verify_one(rec: ImageRecord, decode: bool = False) -> Optional[Problem]:
+    try:
+        w, h = probe_image(rec.image_path)
+    except ImageError as err:
+        return Problem("fatal", rec.image_path, str(err))
+    if rec.width > 0 and rec.height > 0 and (w != rec.width or h != rec.height):
+        return Problem("fatal", rec.image_path, f"image is {w}x{h} but {rec.source or 'its annotation'} says "
+                                                f"{rec.width}x{rec.height}")
+    if decode:
+        img = cv2.imread(rec.image_path, cv2.IMREAD_COLOR)
+        if img is None:
+            return Problem("fatal", rec.image_path, "cannot decode image")
+        if img.shape[1] != w or img.shape[0] != h:
+            return Problem("fatal", rec.image_path, f"decodes to {img.shape[1]}x{img.shape[0]} but its header "
+                                                    f"says {w}x{h}")
     return None
 
 
-def _decode_all(records, report, workers):
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        for p in pool.map(_decode_check, records):
-            if p is not None:
-                report.problems.append(p)
+def verify_images(records: Sequence[ImageRecord], workers: int = 4, decode: bool = False) -> List[Problem]:
+    """One problem per unusable image file, in record order (each file and size checked once): missing,
+    unreadable, empty, not an image, truncated, or of another size than its record says
+    (``images.probe_image``; no decoding unless ``decode``)."""
+    seen, todo = set(), []
+    for r in records:
+        key = (r.image_path, r.width, r.height)      # a file named twice with two sizes: both checked
+        if key not in seen:
+            seen.add(key)
+            todo.append(r)
+    if not todo:
+        return []
+    if workers <= 1 or len(todo) < 64:
+        found = [_verify_one(r, decode) for r in todo]
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            found = list(pool.map(lambda r: _verify_one(r, decode), todo, chunksize=64))
+    return [p for p in found if p is not None]
+
+
+def _problem_of(err: Exception) -> Problem:
+    where, sep, message = str(err).partition(": ")
+    return Problem("fatal", where, message) if sep else Problem("fatal", "data", where)
 
 
 def check_voc(root: str, split: Optional[str] = None, classes=None, decode_images: bool = True,
@@ -97,7 +138,13 @@ def check_voc(root: str, split: Optional[str] = None, classes=None, decode_image
     seen = set()
     entries = []
     for s in splits:
-        for image_id, xml_path, image_dir in voc_mod.split_entries(root, s):
+        voc_mod.split_files(root, s)      # a split that is not there: nothing to check (DataError)
+        try:
+            found = voc_mod.split_entries(root, s)
+        except DataError as err:          # an image set that cannot be read, lists nothing, ...
+            report.problems.append(_problem_of(err))
+            continue
+        for image_id, xml_path, image_dir in found:
             if xml_path not in seen:
                 seen.add(xml_path)
                 entries.append((image_id, xml_path, image_dir))
@@ -105,8 +152,8 @@ def check_voc(root: str, split: Optional[str] = None, classes=None, decode_image
     def one(entry):
         image_id, xml_path, image_dir = entry
         rec, problems = voc_mod.parse_voc_xml(xml_path, image_id, image_dir, index)
-        if rec is not None and decode_images:
-            p = _decode_check(rec)
+        if rec is not None:
+            p = _verify_one(rec, decode_images)
             if p is not None:
                 problems.append(p)
         return rec, problems
@@ -133,16 +180,16 @@ def check_coco(root: str, split: Optional[str] = None, decode_images: bool = Tru
         except DataError as err:
             report.problems.append(Problem("fatal", path, str(err).split(": ", 1)[-1]))
             continue
-        names, _, records, problems = coco_mod.parse_coco(data, path, coco_mod.image_dir(root, s), True)
+        names, _, records, problems, notes = coco_mod.parse_coco(data, path, coco_mod.image_dir(root, s), True)
         if not report.class_names:
             report.class_names = list(names)
         report.problems.extend(problems)
+        report.notes.extend(notes)
         missing = sum(1 for p in problems if "image file is missing" in p.message)
         report.images += missing
         for rec in records:
             report.add_record(rec)
-        if decode_images:
-            _decode_all(records, report, workers)
+        report.problems.extend(verify_images(records, workers, decode=decode_images))
     return report
 
 

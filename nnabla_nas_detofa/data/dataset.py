@@ -49,12 +49,23 @@ def default_split(fmt: str, root: str, purpose: str = "test") -> str:
                     f"(available: {', '.join(avail) or 'none'})")
 
 
+def check_split(fmt: str, root: str, split: str) -> None:
+    """``DataError`` (naming the split and what is there) when ``split`` does not exist in ``root``."""
+    if fmt == "voc":
+        voc.split_files(root, split)
+        return
+    path = coco.annotation_path(root, split)
+    if not os.path.isfile(path):
+        avail = coco.available_splits(root)
+        raise DataError(f"{path}: annotation file is missing (available splits: {', '.join(avail) or 'none'})")
+
+
 _CACHE = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 8
 
 
-def _cache_key(fmt, root, split, classes):
+def _cache_key(fmt, root, split, classes, check_images):
     files = []
     if fmt == "coco":
         files.append(coco.annotation_path(root, split))
@@ -63,24 +74,26 @@ def _cache_key(fmt, root, split, classes):
     except OSError:
         stamp = None
     cls = None if classes is None else (classes if isinstance(classes, str) else tuple(classes))
-    return fmt, os.path.abspath(root), split, cls, stamp
+    return fmt, os.path.abspath(root), split, cls, stamp, bool(check_images)
 
 
 def open_dataset(spec: str, split: Optional[str] = None, classes: Optional[Sequence[str]] = None,
-                 cache: bool = False) -> DetectionDataset:
+                 cache: bool = False, check_images: bool = True) -> DetectionDataset:
     """``open_dataset("voc:data/VOCdevkit", "2007_test")``: see ``load_dataset``."""
     fmt, root = parse_spec(spec)
-    return load_dataset(fmt, root, split, classes, cache)
+    return load_dataset(fmt, root, split, classes, cache, check_images)
 
 
 def load_dataset(fmt: str, root: str, split: Optional[str] = None, classes: Optional[Sequence[str]] = None,
-                 cache: bool = False) -> DetectionDataset:
+                 cache: bool = False, check_images: bool = True) -> DetectionDataset:
     """Read a split of a VOC- (``fmt="voc"``) or COCO-layout (``"coco"``) data set.
 
     ``split=None`` takes ``default_split(fmt, root, "test")``. ``classes`` (VOC only) overrides the
     class list. ``cache=True`` (used by the loaders) reuses an earlier read of the same (format,
     root, split, classes), so the train/valid/test loaders NNablaNAS builds from one config read
     annotations once; cached records are shared and must be treated as read-only.
+    ``check_images=False`` reads the annotations alone (image files need not exist: scoring a
+    detections file needs no image).
     """
     if fmt not in FORMATS:
         raise DataError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -88,12 +101,13 @@ def load_dataset(fmt: str, root: str, split: Optional[str] = None, classes: Opti
         raise DataError("classes: a COCO data set takes its classes from the annotation file's 'categories'")
     if split is None:
         split = default_split(fmt, root, "test")
-    key = _cache_key(fmt, root, split, classes)
+    key = _cache_key(fmt, root, split, classes, check_images)
     if cache:
         with _CACHE_LOCK:
             if key in _CACHE:
                 return _CACHE[key]
-    ds = voc.load_voc(root, split, classes) if fmt == "voc" else coco.load_coco(root, split)
+    ds = voc.load_voc(root, split, classes, check_images) if fmt == "voc" else \
+        coco.load_coco(root, split, check_images)
     if cache:
         with _CACHE_LOCK:
             if len(_CACHE) >= _CACHE_SIZE:

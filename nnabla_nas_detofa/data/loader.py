@@ -37,12 +37,14 @@ Multi-process: rank ``r`` of ``n`` reads images ``r, r + n, ...`` of its part, t
 ``len // n`` so that every rank runs the same number of steps; ``len(loader)`` is this rank's
 count. ``iterate_eval`` shards without truncation, so every image is evaluated exactly once.
 """
+import os
 import types
 from typing import Optional
 
 from nnabla_nas.dataset.dataloader import BaseDataLoader
 
-from .dataset import DEFAULT_SPLITS, FORMATS, load_dataset
+from ..schema import MAX_SEED, finite_number, show_value
+from .dataset import DEFAULT_SPLITS, FORMATS, check_split, load_dataset
 from .pipeline import DetectionLoader, default_workers, search_split, shard
 from .records import DataError, DetectionDataset
 from .transforms import AugmentConfig
@@ -55,10 +57,11 @@ DEFAULTS = {
 }
 
 
-def _int(opts, key, low, where):
+def _int(opts, key, low, where, high=None):
     v = opts[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-        raise DataError(f"{where}.{key}: expected an integer >= {low}, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+        raise DataError(f"{where}.{key}: expected an integer " + (f">= {low}" if high is None else f"in {low}..{high}")
+                        + f", got {show_value(v)}")
 
 
 def loader_options(args: dict, fmt_default: str = "voc", where: str = "dataloader") -> dict:
@@ -73,33 +76,33 @@ def loader_options(args: dict, fmt_default: str = "voc", where: str = "dataloade
     if opts["format"] not in FORMATS:
         raise DataError(f"{where}.format: expected one of {FORMATS}, got {opts['format']!r}")
     fmt = opts["format"]
+    for k in ("train_split", "valid_split", "test_split"):     # as given, before defaults derive from them
+        if opts[k] is not None and (not isinstance(opts[k], str) or not opts[k]):
+            raise DataError(f"{where}.{k}: expected a split name, got {show_value(opts[k])}")
     if opts["train_split"] is None:
         opts["train_split"] = DEFAULT_SPLITS["train"][fmt]
     if opts["test_split"] is None:
         opts["test_split"] = DEFAULT_SPLITS["test"][fmt]
     if opts["valid_split"] is None:
         opts["valid_split"] = opts["test_split"]
-    for k in ("train_split", "valid_split", "test_split"):
-        if not isinstance(opts[k], str) or not opts[k]:
-            raise DataError(f"{where}.{k}: expected a split name, got {opts[k]!r}")
-    _int(opts, "input_size", 8, where)
-    _int(opts, "output_stride", 1, where)
+    _int(opts, "input_size", 8, where, 8192)
+    _int(opts, "output_stride", 1, where, 64)
     if opts["input_size"] % opts["output_stride"]:
         raise DataError(f"{where}.input_size={opts['input_size']}: not a multiple of output_stride "
                         f"{opts['output_stride']}")
-    _int(opts, "max_objs", 1, where)
-    _int(opts, "seed", 0, where)
-    _int(opts, "prefetch", 1, where)
+    _int(opts, "max_objs", 1, where, 100_000)
+    _int(opts, "seed", 0, where, MAX_SEED)
+    _int(opts, "prefetch", 1, where, 1024)
     if opts["num_workers"] is None:
         opts["num_workers"] = default_workers()
-    _int(opts, "num_workers", 0, where)
+    _int(opts, "num_workers", 0, where, 256)
     if opts["num_classes"] is not None:
         _int(opts, "num_classes", 1, where)
     if opts["radius_mode"] not in ("centernet", "exact"):
         raise DataError(f"{where}.radius_mode: expected 'centernet' or 'exact', got {opts['radius_mode']!r}")
     f = opts["search_valid_fraction"]
-    if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < 1:
-        raise DataError(f"{where}.search_valid_fraction: expected a number in [0, 1), got {f!r}")
+    if not finite_number(f) or not 0 <= f < 1:
+        raise DataError(f"{where}.search_valid_fraction: expected a number in [0, 1), got {show_value(f)}")
     if opts["shuffle"] is not None and not isinstance(opts["shuffle"], bool):
         raise DataError(f"{where}.shuffle: expected true, false or null, got {opts['shuffle']!r}")
     AugmentConfig.from_value(opts["augment"], f"{where}.augment")
@@ -110,7 +113,16 @@ def loader_options(args: dict, fmt_default: str = "voc", where: str = "dataloade
     return opts
 
 
-def open_split(opts: dict, split: str) -> DetectionDataset:
+def open_split(opts: dict, split: str, key: Optional[str] = None) -> DetectionDataset:
+    """The dataset of ``split``; ``key``: the option that named it (named in the error when the
+    split is not there)."""
+    if key is not None:
+        if not os.path.isdir(opts["root"]):
+            raise DataError(f"dataloader.root={opts['root']!r}: no such directory")
+        try:
+            check_split(opts["format"], opts["root"], split)
+        except DataError as err:
+            raise DataError(f"dataloader.{key}={split!r}: {err}") from None
     ds = load_dataset(opts["format"], opts["root"], split, opts["classes"], cache=True)
     if opts["num_classes"] is not None and opts["num_classes"] != ds.num_classes:
         raise DataError(f"dataloader.num_classes={opts['num_classes']} but {opts['root']} ({split}) has "
@@ -121,11 +133,12 @@ def open_split(opts: dict, split: str) -> DetectionDataset:
 def select(opts: dict, searching: bool, training: bool) -> DetectionDataset:
     """The images a (searching, training) loader reads, before sharding (see module doc)."""
     if searching:
-        ds = open_split(opts, opts["train_split"])
+        ds = open_split(opts, opts["train_split"], "train_split")
         tr, va = search_split(len(ds), opts["search_valid_fraction"], opts["seed"])
         part = "search-train" if training else "search-valid"
         return ds.subset(tr if training else va, f"{ds.split}[{part}]")
-    return open_split(opts, opts["train_split"] if training else opts["valid_split"])
+    key = "train_split" if training else ("valid_split" if opts["valid_split"] != opts["test_split"] else "test_split")
+    return open_split(opts, opts[key], key)
 
 
 def make_loader(searching: bool = False, training: bool = False, batch_size: int = 1, rank: int = 0,
@@ -207,9 +220,8 @@ class DataLoader(BaseDataLoader):
         ``"train"``, ``"valid"``, ``"test"`` for the configured ones) opens that split."""
         if split is None:
             return self.dataset
-        split = {"train": self.options["train_split"], "valid": self.options["valid_split"],
-                 "test": self.options["test_split"]}.get(split, split)
-        return open_split(self.options, split)
+        key = {"train": "train_split", "valid": "valid_split", "test": "test_split"}.get(split)
+        return open_split(self.options, self.options[key] if key else split, key)
 
     def iterate_eval(self, split: Optional[str] = None, batch_size: Optional[int] = None, pad: bool = False,
                      all_ranks: bool = False):

@@ -21,6 +21,9 @@ import numpy as np
 ImageId = Union[str, int]
 
 
+MAX_COORD = 1e9     # |coordinate| above this is refused (no image is that large; float32 boxes stay finite)
+
+
 class DataError(ValueError):
     """An annotation or image that cannot be used; the message names the file and the field."""
 

@@ -6,6 +6,7 @@ Layout written under ``OUT``::
     OUT/VOCsynth/Annotations/<id>.xml                VOC XML (1-based integer xmin..xmax)
     OUT/VOCsynth/JPEGImages/<id>.jpg
     OUT/VOCsynth/ImageSets/Main/{train,val,trainval}.txt
+    OUT/SYNTHETIC_COMPLETE                           marker: a complete data set made by this tool
 
 so the splits are ``synth_train``, ``synth_val`` and ``synth_trainval``. Images have their longer
 side equal to ``image_size`` and the other side drawn from ``[1 - aspect_jitter, 1] * image_size``
@@ -16,19 +17,25 @@ may overlap a little (IoU <= 0.25) and some are cut by the border (``truncated=1
 a shape less than half visible after occlusion is marked ``difficult=1``. The class is the shape,
 never the colour, so a detector has to learn shapes.
 
+``OUT`` must be a new or empty folder: the data set is built in a hidden folder beside it and
+moved into place complete, marker included. ``overwrite`` replaces only a data set made here
+(``OUT`` holding the marker and nothing but what this writes); a folder that holds anything else is
+never written into.
+
 Everything is drawn from ``numpy.random.default_rng([seed, image_index])``: the same seed gives
 the same bytes (with the same OpenCV build), whatever the number of threads.
 """
 import math
 import os
 import shutil
+import tempfile
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, Tuple
 
-import cv2
 import numpy as np
 
+from ..schema import Int, Num, SchemaError, seed_spec, validate, workers_spec
 from .records import DataError
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "ring")
@@ -41,6 +48,7 @@ SUB = 16          # sub-pixel precision of polygon drawing (shift=4)
 
 
 def _background(rng, w, h):
+    import cv2  # imported on use: the CLI parser reads this module's options
     base = rng.uniform(50, 205, size=3)
     gh, gw = int(rng.integers(2, 7)), int(rng.integers(2, 7))
     low = cv2.resize(rng.normal(0, 1, (gh, gw, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
@@ -61,6 +69,7 @@ def _background(rng, w, h):
 
 def _shape_mask(cls, rng, size, pad_w, pad_h, cx, cy):
     """A uint8 mask on a padded canvas; centre (cx, cy) and bbox side ``size`` in canvas pixels."""
+    import cv2  # imported on use: the CLI parser reads this module's options
     mask = np.zeros((pad_h, pad_w), np.uint8)
     r = size / 2.0
 
@@ -101,6 +110,7 @@ def _shape_mask(cls, rng, size, pad_w, pad_h, cx, cy):
 
 
 def _colour(rng, bg_mean):
+    import cv2  # imported on use: the CLI parser reads this module's options
     best, best_d = None, -1.0
     for _ in range(8):
         hsv = np.uint8([[[rng.integers(0, 180), rng.integers(130, 256), rng.integers(110, 256)]]])
@@ -191,56 +201,115 @@ def voc_xml(image_id: str, width: int, height: int, objects: List[dict], folder:
     return ET.tostring(root, encoding="utf-8") + b"\n"
 
 
-SYNTHETIC_OPTIONS = {  # option: (type, lowest value) of make_synthetic_voc's keyword arguments
-    "num_train": (int, 1), "num_val": (int, 0), "image_size": (int, 32), "seed": (int, 0),
-    "max_objects": (int, 1), "aspect_jitter": (float, 0.0), "jpeg_quality": (int, 1), "workers": (int, 1),
+SYNTHETIC_OPTIONS = {  # make_synthetic_voc's options: the CLI flags and an experiment's "synthetic" object
+    "num_train": Int(1, 1_000_000, default=256), "num_val": Int(0, 1_000_000, default=64),
+    "image_size": Int(32, 4096, default=128), "seed": seed_spec(),
+    "max_objects": Int(1, 64, default=4), "aspect_jitter": Num(0, 1, hi_open=True, default=0.25),
+    "jpeg_quality": Int(1, 100, default=90), "workers": workers_spec(),
 }
+SYNTHETIC_MARKER = "SYNTHETIC_COMPLETE"    # written last: the folder holds a complete data set made here
+OWN_ENTRIES = ("VOC" + TAG, "classes.txt", SYNTHETIC_MARKER)   # everything make_synthetic_voc writes in OUT
 
 
-def check_synthetic_options(spec: dict) -> dict:
-    """The options of an experiment's ``"synthetic"`` object (``make_synthetic_voc`` arguments);
-    ValueError naming the option on an unknown key, a wrong type or an out-of-range value."""
-    unknown = sorted(set(spec) - set(SYNTHETIC_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown}; known: {sorted(SYNTHETIC_OPTIONS)}")
-    for k, v in spec.items():
-        kind, low = SYNTHETIC_OPTIONS[k]
-        ok = not isinstance(v, bool) and (isinstance(v, int) if kind is int else isinstance(v, (int, float)))
-        if not ok or not math.isfinite(v) or v < low:
-            raise ValueError(f"{k}={v!r}: expected {'an integer' if kind is int else 'a number'} >= {low:g}")
-    if spec.get("aspect_jitter", 0) >= 1:
-        raise ValueError(f"aspect_jitter={spec['aspect_jitter']!r}: must be in [0, 1)")
-    if spec.get("jpeg_quality", 90) > 100:
-        raise ValueError(f"jpeg_quality={spec['jpeg_quality']!r}: must be in 1..100")
-    return spec
+def check_synthetic_options(spec: dict, where: str = "synthetic") -> dict:
+    """The options of an experiment's ``"synthetic"`` object (``make_synthetic_voc`` arguments) with
+    defaults filled in; SchemaError (a ValueError) naming the option on an unknown key, a wrong
+    type or an out-of-range value."""
+    return validate(spec, SYNTHETIC_OPTIONS, where)
+
+
+def synthetic_state(out: str) -> str:
+    """What ``out`` is: ``"absent"``, ``"empty"`` (a folder without entries), ``"ours"`` (a complete
+    data set made by ``make_synthetic_voc`` and nothing else), ``"foreign"`` (a folder that holds
+    anything else, or a partial data set), or ``"file"``."""
+    if not os.path.lexists(out):
+        return "absent"
+    if not os.path.isdir(out) or os.path.islink(out):
+        return "file" if not os.path.isdir(out) else "foreign"
+    entries = set(os.listdir(out))
+    if not entries:
+        return "empty"
+    if SYNTHETIC_MARKER in entries and entries <= set(OWN_ENTRIES):
+        return "ours"
+    return "foreign"
+
+
+def _refuse(out: str, state: str, overwrite: bool) -> None:
+    if state == "file":
+        raise DataError(f"{out}: exists and is not a folder")
+    if state == "foreign":
+        others = sorted(set(os.listdir(out)) - set(OWN_ENTRIES)) if os.path.isdir(out) else []
+        what = f"holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''}" if others else \
+            f"holds a data set without its {SYNTHETIC_MARKER} marker"
+        raise DataError(f"{out}: the folder {what}; make-synthetic-voc only writes into a new or empty folder "
+                        f"(or replaces, with --overwrite, a data set it made there)")
+    if state == "ours" and not overwrite:
+        raise DataError(f"{out}: already holds a synthetic data set (use --overwrite to replace it)")
 
 
 def make_synthetic_voc(out: str, num_train: int = 256, num_val: int = 64, image_size: int = 128, seed: int = 0,
                        max_objects: int = 4, aspect_jitter: float = 0.25, jpeg_quality: int = 90,
                        overwrite: bool = False, workers: int = 4) -> dict:
-    """Write the data set; returns a summary (counts per split and class)."""
-    if num_train < 1 or num_val < 0:
-        raise DataError(f"num_train={num_train}, num_val={num_val}: need num_train >= 1 and num_val >= 0")
-    if image_size < 32:
-        raise DataError(f"image_size={image_size}: must be at least 32")
-    if max_objects < 1:
-        raise DataError(f"max_objects={max_objects}: must be at least 1")
-    if not 0 <= aspect_jitter < 1:
-        raise DataError(f"aspect_jitter={aspect_jitter}: must be in [0, 1)")
-    year = os.path.join(out, "VOC" + TAG)
-    if os.path.exists(year) or os.path.exists(os.path.join(out, "classes.txt")):
-        if not overwrite:
-            raise DataError(f"{out}: already holds a synthetic data set (use --overwrite to replace it)")
-        shutil.rmtree(year, ignore_errors=True)
-    dirs = {k: os.path.join(year, *k.split("/")) for k in ("Annotations", "JPEGImages", "ImageSets/Main")}
+    """Write the data set; returns a summary (counts per split and class).
+
+    ``out`` must be a new or empty folder, or (with ``overwrite``) hold a data set made here and
+    nothing else: this never writes into a folder that holds anything else. The data set is built
+    in a hidden temporary folder beside ``out`` and moved into place complete, with the
+    ``SYNTHETIC_COMPLETE`` marker, so a killed run leaves no half data set behind."""
     try:
-        for d in dirs.values():
-            os.makedirs(d, exist_ok=True)
-        with open(os.path.join(out, "classes.txt"), "w", encoding="utf-8") as f:
-            f.write("# class list of the synthetic shapes data set (index order)\n")
-            f.write("\n".join(SHAPE_CLASSES) + "\n")
+        opts = check_synthetic_options(
+            {"num_train": num_train, "num_val": num_val, "image_size": image_size, "seed": seed,
+             "max_objects": max_objects, "aspect_jitter": aspect_jitter, "jpeg_quality": jpeg_quality,
+             "workers": workers}, "make_synthetic_voc")
+    except SchemaError as err:
+        raise DataError(str(err)) from None
+    out = os.fspath(out)
+    _refuse(out, synthetic_state(out), overwrite)
+    parent = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.partial-", dir=parent)
     except OSError as err:
-        raise DataError(f"{out}: cannot write ({err.strerror})") from None
+        raise DataError(f"{out}: cannot write ({err.strerror or err})") from None
+    try:
+        summary = _write(tmp, **opts)
+        _commit(tmp, out, overwrite)
+    except OSError as err:
+        raise DataError(f"{out}: cannot write ({err.strerror or err})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary["root"] = out
+    return summary
+
+
+def _commit(tmp: str, out: str, overwrite: bool) -> None:
+    """Move the finished data set ``tmp`` to ``out`` (checked again: the folder may have changed)."""
+    state = synthetic_state(out)
+    _refuse(out, state, overwrite)
+    if state == "empty":
+        os.rmdir(out)
+    if state == "ours":
+        old = tmp + ".old"
+        os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    os.rename(tmp, out)
+
+
+def _write(out: str, num_train: int, num_val: int, image_size: int, seed: int, max_objects: int,
+           aspect_jitter: float, jpeg_quality: int, workers: int) -> dict:
+    import cv2
+
+    year = os.path.join(out, "VOC" + TAG)
+    dirs = {k: os.path.join(year, *k.split("/")) for k in ("Annotations", "JPEGImages", "ImageSets/Main")}
+    for d in dirs.values():
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(out, "classes.txt"), "w", encoding="utf-8") as f:
+        f.write("# class list of the synthetic shapes data set (index order)\n")
+        f.write("\n".join(SHAPE_CLASSES) + "\n")
 
     total = num_train + num_val
     ids = [f"{i:06d}" for i in range(total)]
@@ -262,6 +331,8 @@ def make_synthetic_voc(out: str, num_train: int = 256, num_val: int = 64, image_
     for name, members in sets.items():
         with open(os.path.join(dirs["ImageSets/Main"], name + ".txt"), "w", encoding="utf-8") as f:
             f.write("".join(i + "\n" for i in members))
+    with open(os.path.join(out, SYNTHETIC_MARKER), "w", encoding="utf-8") as f:
+        f.write("ok\n")
     summary = {"root": out, "splits": {}, "classes": list(SHAPE_CLASSES)}
     for name, lo, hi in (("train", 0, num_train), ("val", num_train, total)):
         per = {c: 0 for c in SHAPE_CLASSES}

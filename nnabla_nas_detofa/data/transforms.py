@@ -28,6 +28,7 @@ from typing import NamedTuple, Optional, Tuple
 import cv2
 import numpy as np
 
+from ..schema import finite_number, show_value
 from .records import DataError
 
 # CenterNet's PCA lighting constants (ImageNet RGB eigen decomposition, as in fb.resnet.torch).
@@ -66,14 +67,16 @@ class AugmentConfig:
         kw = dict(value)
         if "scale_range" in kw:
             sr = kw["scale_range"]
-            if not (isinstance(sr, (list, tuple)) and len(sr) == 2 and 0 < float(sr[0]) <= float(sr[1])):
-                raise DataError(f"{where}.scale_range: expected [low, high] with 0 < low <= high, got {sr!r}")
+            if not (isinstance(sr, (list, tuple)) and len(sr) == 2 and all(finite_number(s) for s in sr)
+                    and 0 < sr[0] <= sr[1]):
+                raise DataError(f"{where}.scale_range: expected [low, high] with 0 < low <= high, got "
+                                f"{show_value(sr)}")
             kw["scale_range"] = (float(sr[0]), float(sr[1]))
-        for k in known - {"scale_range"}:
+        for k in sorted(known - {"scale_range"}):
             if k in kw:
                 v = kw[k]
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                    raise DataError(f"{where}.{k}: expected a number >= 0, got {v!r}")
+                if not finite_number(v) or v < 0:
+                    raise DataError(f"{where}.{k}: expected a finite number >= 0, got {show_value(v)}")
                 kw[k] = float(v)
         if kw.get("flip", 0) > 1:
             raise DataError(f"{where}.flip: a probability in [0, 1], got {kw['flip']!r}")

@@ -16,15 +16,22 @@
 * Tolerated: float coordinates, empty or missing ``<difficult/>``/``<truncated/>``, missing
   optional fields, a missing/zero ``<size>`` (then read from the image header), an image named by
   ``<filename>`` or with another extension when ``JPEGImages/<id>.jpg`` is absent.
-* Fatal (``DataError`` naming file and field): malformed XML, a missing annotation or image file,
-  an object without ``<name>``/``<bndbox>`` or with a missing or non-numeric coordinate, an unknown
-  class name.
+* Fatal (``DataError`` naming file and field): a class list or image set file that cannot be
+  read or is not UTF-8, an image set that lists no image, malformed XML, a root element other
+  than ``<annotation>``, a ``<size>`` field that is not a non-negative integer, a missing
+  annotation or image file (image files may be absent with ``check_images=False``, as when
+  scoring a detections file), an object without ``<name>``/``<bndbox>`` or with a missing or
+  non-numeric coordinate, an unknown class name.
 """
+import math
 import os
 import xml.etree.ElementTree as ET
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .records import DataError, DetectionDataset, ImageRecord, Problem, box_problems, make_record, raise_fatal
+from ..reading import read_lines
+from .images import probe_image
+from .records import (MAX_COORD, DataError, DetectionDataset, ImageRecord, Problem, box_problems, make_record,
+                      raise_fatal)
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -35,11 +42,7 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".bmp")
 
 # --- class lists --------------------------------------------------------------------------------
 def read_class_file(path: str) -> Tuple[str, ...]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read class list ({err.strerror})") from None
+    lines = read_lines(path, DataError, "class list")
     names = [ln.strip() for ln in lines]
     names = [n for n in names if n and not n.startswith("#")]
     return check_class_names(names, path)
@@ -136,13 +139,18 @@ def parse_split(root: str, split: str) -> List[Tuple[str, str, str]]:
 
 
 def read_image_set(path: str) -> List[str]:
-    """Image ids of an ``ImageSets/Main/*.txt`` file (first token of each non-empty line)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as err:
-        raise DataError(f"{path}: cannot read image set ({err.strerror})") from None
-    return [ln.split()[0] for ln in lines if ln.strip()]
+    """Image ids of an ``ImageSets/Main/*.txt`` file (first token of each non-empty line); a file
+    that lists no image is an error."""
+    ids = []
+    for n, ln in enumerate(read_lines(path, DataError, "image set"), 1):
+        if ln.strip():
+            image_id = ln.split()[0]
+            if "/" in image_id or "\\" in image_id or image_id in (".", ".."):
+                raise DataError(f"{path}:{n}: image id {image_id!r} is a path, not a file stem")
+            ids.append(image_id)
+    if not ids:
+        raise DataError(f"{path}: the image set lists no image")
+    return ids
 
 
 # --- annotations --------------------------------------------------------------------------------
@@ -186,25 +194,31 @@ def find_image(image_dir: str, image_id: str, filename: Optional[str] = None) ->
 
 
 def image_size(path: str) -> Tuple[int, int]:
-    """(width, height) from the image header (PIL), or decoding with OpenCV; raises OSError."""
+    """(width, height) as the loader will decode it (``images.probe_image``); raises OSError."""
+    return probe_image(path)
+
+
+def _size_field(size, tag, where, problems) -> int:
+    """``<size><width>`` / ``<height>``: 0 when absent or 0 (then read from the image), else a
+    positive integer; anything else is a fatal problem."""
+    t = _text(size, tag)
+    if t is None:
+        return 0
     try:
-        from PIL import Image
-        with Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
-    except ImportError:
-        pass
-    except Exception as err:  # PIL raises several types for broken files
-        raise OSError(f"cannot read image header ({err.__class__.__name__}: {err})") from None
-    import cv2
-    im = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if im is None:
-        raise OSError("cannot decode image")
-    return int(im.shape[1]), int(im.shape[0])
+        v = float(t)
+    except ValueError:
+        v = None
+    if v is None or not math.isfinite(v) or v < 0 or v != int(v):
+        problems.append(Problem("fatal", where, f"<size><{tag}> is {t!r}, expected a non-negative integer"))
+        return 0
+    return int(v)
 
 
-def parse_voc_xml(xml_path: str, image_id: str, image_dir: str, class_index: Dict[str, int]
-                  ) -> Tuple[Optional[ImageRecord], List[Problem]]:
-    """Read one annotation file. Returns the record (``None`` when unusable) and all problems."""
+def parse_voc_xml(xml_path: str, image_id: str, image_dir: str, class_index: Dict[str, int],
+                  check_images: bool = True) -> Tuple[Optional[ImageRecord], List[Problem]]:
+    """Read one annotation file. Returns the record (``None`` when unusable) and all problems.
+    ``check_images=False`` (scoring detections needs the annotations alone): a missing image file
+    is no problem; the image size then comes from ``<size>`` only (0 x 0 when it is not there)."""
     problems: List[Problem] = []
     if not os.path.isfile(xml_path):
         return None, [Problem("fatal", xml_path, "annotation file is missing")]
@@ -214,24 +228,25 @@ def parse_voc_xml(xml_path: str, image_id: str, image_dir: str, class_index: Dic
         return None, [Problem("fatal", xml_path, f"malformed XML ({err})")]
     except OSError as err:
         return None, [Problem("fatal", xml_path, f"cannot read ({err.strerror})")]
+    if root.tag != "annotation":
+        return None, [Problem("fatal", xml_path, f"root element is <{root.tag}>, expected <annotation>")]
 
     image_path = find_image(image_dir, image_id, _text(root, "filename"))
-    if image_path is None:
+    if image_path is None and check_images:
         problems.append(Problem("fatal", xml_path, f"image file is missing: "
                                                    f"{os.path.join(image_dir, image_id + '.jpg')}"))
     width = height = 0
     size = root.find("size")
     if size is not None:
-        try:
-            width = int(float(_text(size, "width") or 0))
-            height = int(float(_text(size, "height") or 0))
-        except ValueError:
-            width = height = 0
-    if (width <= 0 or height <= 0) and image_path is not None:
+        width = _size_field(size, "width", xml_path, problems)
+        height = _size_field(size, "height", xml_path, problems)
+    if (width <= 0 or height <= 0) and image_path is not None and not problems:
         try:
             width, height = image_size(image_path)
         except OSError as err:
             problems.append(Problem("fatal", image_path, f"<size> missing in {xml_path} and {err}"))
+    if image_path is None:
+        image_path = os.path.join(image_dir, image_id + ".jpg")
 
     boxes, labels, difficult = [], [], []
     for k, obj in enumerate(root.findall("object"), 1):
@@ -259,8 +274,9 @@ def parse_voc_xml(xml_path: str, image_id: str, image_dir: str, class_index: Dic
             except ValueError:
                 problems.append(Problem("fatal", where, f"bndbox <{tag}> is {t!r}, not a number"))
                 break
-            if v != v or v in (float("inf"), float("-inf")):
-                problems.append(Problem("fatal", where, f"bndbox <{tag}> is {t!r}, not a finite number"))
+            if not math.isfinite(v) or abs(v) > MAX_COORD:
+                problems.append(Problem("fatal", where, f"bndbox <{tag}> is {t!r}, not a finite number "
+                                                        f"(of at most {MAX_COORD:g} in size)"))
                 break
             coords.append(v)
         if len(coords) != 4:
@@ -274,20 +290,29 @@ def parse_voc_xml(xml_path: str, image_id: str, image_dir: str, class_index: Dic
     if any(p.kind == "fatal" for p in problems):
         return None, problems
     rec = make_record(image_id, image_path, width, height, boxes, labels, difficult, source=xml_path)
-    for i, msg in box_problems(rec.boxes, width, height):
-        problems.append(Problem("box", f"{xml_path}: object {i + 1}", msg))
+    if width > 0 and height > 0:     # unknown size (no <size>, no image, check_images=False): no box check
+        for i, msg in box_problems(rec.boxes, width, height):
+            problems.append(Problem("box", f"{xml_path}: object {i + 1}", msg))
     return rec, problems
 
 
-def split_entries(root: str, split: str) -> List[Tuple[str, str, str]]:
-    """``[(image_id, xml_path, image_dir)]`` for a split, in split-file order; ids must be unique."""
-    out, seen = [], {}
+def split_files(root: str, split: str) -> List[Tuple[str, str]]:
+    """``[(year_folder, image_set_file)]`` of a split; ``DataError`` when a file is not there."""
+    out = []
     for tag, set_name, folder in parse_split(root, split):
         set_file = os.path.join(folder, "ImageSets", "Main", set_name + ".txt")
         if not os.path.isfile(set_file):
             item = f"{tag}_{set_name}" if tag else set_name
             raise DataError(f"split {item!r}: {set_file}: image set file is missing "
                             f"(available splits: {', '.join(available_splits(root)) or 'none'})")
+        out.append((folder, set_file))
+    return out
+
+
+def split_entries(root: str, split: str) -> List[Tuple[str, str, str]]:
+    """``[(image_id, xml_path, image_dir)]`` for a split, in split-file order; ids must be unique."""
+    out, seen = [], {}
+    for folder, set_file in split_files(root, split):
         for image_id in read_image_set(set_file):
             if image_id in seen:
                 raise DataError(f"{set_file}: image id {image_id!r} also listed in {seen[image_id]} "
@@ -298,13 +323,14 @@ def split_entries(root: str, split: str) -> List[Tuple[str, str, str]]:
     return out
 
 
-def load_voc(root: str, split: str, classes: Optional[Sequence[str]] = None):
-    """Read a split; raises ``DataError`` on the first fatal problem. Returns a ``DetectionDataset``."""
+def load_voc(root: str, split: str, classes: Optional[Sequence[str]] = None, check_images: bool = True):
+    """Read a split; raises ``DataError`` on the first fatal problem. Returns a ``DetectionDataset``.
+    ``check_images=False``: image files need not exist (see ``parse_voc_xml``)."""
     names = voc_classes(root, classes)
     index = {n: i for i, n in enumerate(names)}
     records, soft = [], []
     for image_id, xml_path, image_dir in split_entries(root, split):
-        rec, problems = parse_voc_xml(xml_path, image_id, image_dir, index)
+        rec, problems = parse_voc_xml(xml_path, image_id, image_dir, index, check_images)
         raise_fatal(problems)
         soft.extend(problems)
         records.append(rec)

@@ -11,11 +11,12 @@ to a subset (``params.imgIds``). pycocotools' console output is captured, not pr
 import contextlib
 import copy
 import io
-import math
 from typing import Dict, Iterable, List, Optional, Union
 
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from ..schema import finite_number, show_value
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 AR100_INDEX = 8
@@ -43,12 +44,11 @@ def check_entry(r, where: str):
         if key not in r:
             raise ResultsError(f"{where}: {key!r} is missing")
     b = r["bbox"]
-    if not (isinstance(b, (list, tuple)) and len(b) == 4 and
-            all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in b)):
-        raise ResultsError(f"{where}: bbox {b!r} is not 4 finite numbers [x, y, w, h]")
+    if not (isinstance(b, (list, tuple)) and len(b) == 4 and all(finite_number(v) for v in b)):
+        raise ResultsError(f"{where}: bbox {show_value(b)} is not 4 finite numbers [x, y, w, h]")
     s = r["score"]
-    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s):
-        raise ResultsError(f"{where}: score {s!r} is not a finite number")
+    if not finite_number(s):
+        raise ResultsError(f"{where}: score {show_value(s)} is not a finite number")
     return [float(v) for v in b], float(s)
 
 

@@ -15,12 +15,13 @@ for VOC data ``image_id`` is the file stem (string, e.g. ``"000005"``) and ``cat
 class name (e.g. ``"dog"``). Any metric works on either format: VOC metrics treat COCO crowd
 boxes as difficult; the COCO metric on VOC data turns difficult boxes into ``iscrowd`` regions.
 """
-import json
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from ..data.coco import records_to_coco_json
+from ..reading import read_json
+from ..schema import show_value
 from ..data.records import DetectionDataset
 from .coco_ap import ResultsError, check_entry, coco_evaluate, coco_from_json
 from .voc_map import METRICS as VOC_METRICS
@@ -58,13 +59,9 @@ def detections_to_results(dataset: DetectionDataset, image_ids: Sequence, detect
 
 
 def load_results(path: str) -> list:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as err:
-        raise ResultsError(f"{path}: cannot read ({err.strerror})") from None
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path}: malformed JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    """The entries of a detections file (one-line ``ResultsError`` naming the file on any problem;
+    the entries are checked against the data by ``results_to_detections``)."""
+    data = read_json(path, ResultsError, "detections file", max_depth=None)  # entries are type-checked
     if not isinstance(data, list):
         raise ResultsError(f"{path}: expected a JSON list of {{image_id, category_id, bbox, score}}")
     return data
@@ -77,14 +74,14 @@ def results_to_detections(dataset: DetectionDataset, results: list, where: str =
     for k, r in enumerate(results):
         b, s = check_entry(r, f"{where}[{k}]")
         iid = r["image_id"]
-        if isinstance(iid, (dict, list)) or iid not in known:
+        if isinstance(iid, (dict, list, bool)) or iid not in known:
             hint = " (VOC image ids are file stems, as strings)" if dataset.format == "voc" else ""
-            raise ResultsError(f"{where}[{k}]: image_id {iid!r} is not in {dataset.split}{hint}")
-        lab = None if isinstance(r["category_id"], (dict, list)) else dataset.label_of(r["category_id"])
+            raise ResultsError(f"{where}[{k}]: image_id {show_value(iid)} is not in {dataset.split}{hint}")
+        lab = None if isinstance(r["category_id"], (dict, list, bool)) else dataset.label_of(r["category_id"])
         if lab is None:
             what = "a class name: " + ", ".join(dataset.class_names) if dataset.format == "voc" else \
                 "a category id of the annotation file"
-            raise ResultsError(f"{where}[{k}]: category_id {r['category_id']!r} is not {what}")
+            raise ResultsError(f"{where}[{k}]: category_id {show_value(r['category_id'])} is not {what}")
         per.setdefault(iid, ([], [], []))
         per[iid][0].append([b[0], b[1], b[0] + b[2], b[1] + b[3]])
         per[iid][1].append(float(s))

@@ -13,7 +13,6 @@ function of the path, the weights and the data alone, whenever and however often
   it: arch, BatchNorm statistics and training flags (detectron2's ``inference_context`` restores
   the training flag; a supernet also needs the other two).
 """
-import json
 import os
 from contextlib import contextmanager
 from typing import Dict, Optional
@@ -21,6 +20,7 @@ from typing import Dict, Optional
 import nnabla as nn
 
 from ..atomic import write_json_atomic
+from ..reading import read_json
 from ..data.fixed_sets import FixedImageSet, draw_ids, records_of
 from ..data.records import DataError
 from ..detection.decode import decode
@@ -148,7 +148,11 @@ class PathEvaluator:
 
 
 def gather_objects(comm, obj) -> list:
-    """Every rank's ``obj`` on rank 0 (through the MPI communicator's object gather); [] elsewhere."""
+    """Every rank's ``obj`` on rank 0, in rank order (through the MPI communicator's object gather,
+    or the communicator's own ``gather_objects``); [] elsewhere."""
+    own = getattr(comm, "gather_objects", None)
+    if callable(own):
+        return own(obj)
     mpi = getattr(comm.comm, "mpi_comm", None) or getattr(comm, "mpi_comm", None)
     if mpi is None:
         from mpi4py import MPI  # multi-process evaluation needs mpi4py, as nnabla's MPI communicator does
@@ -173,8 +177,10 @@ def measurement_sets(train_loader, valid_loader, out_dir: Optional[str], bn_cali
     path = os.path.join(out_dir, MEASUREMENT_FILE) if out_dir else None
     stored = None
     if path and os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            stored = json.load(f)
+        stored = read_json(path, DataError, "measurement set file")
+        if not isinstance(stored, dict) or not all(isinstance(stored.get(k), list) for k in ("calib_ids", "valid_ids")):
+            raise DataError(f"{path}: not a measurement set file of this tool (expected an object with 'calib_ids' "
+                            f"and 'valid_ids' lists); use a new output folder")
     if batch_size is None:
         batch_size = valid_loader.batch_size if valid_loader is not None else train_loader.batch_size
     bs = int(batch_size)

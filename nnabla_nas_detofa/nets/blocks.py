@@ -15,28 +15,33 @@ from .elastic import ElasticBN, ElasticConv, ElasticDeconv
 
 
 class ConvBN(Mo.Module):
-    """conv (no bias) -> BN -> optional ReLU."""
+    """conv (no bias) -> BN -> optional ReLU (``relu6``: ReLU6 instead)."""
 
-    def __init__(self, max_in, max_out, kernel, stride=1, relu=True, bn_decay=0.9, bn_eps=1e-5):
+    def __init__(self, max_in, max_out, kernel, stride=1, relu=True, bn_decay=0.9, bn_eps=1e-5, relu6=False):
         Mo.Module.__init__(self)
         self.conv = ElasticConv(max_in, max_out, kernel, stride)
         self.bn = ElasticBN(max_out, bn_decay, bn_eps)
-        self.relu = relu
+        self.relu, self.relu6 = relu, relu6
 
     def call(self, x, out_channels=None):
         y = self.bn(self.conv(x, out_channels=out_channels))
-        return F.relu(y) if self.relu else y
+        if not self.relu:
+            return y
+        return F.relu6(y) if self.relu6 else F.relu(y)
 
 
 class Stem(Mo.Module):
     """ResNet50-D stem: 3x3 s2 conv, optional residual 3x3 unit, 3x3 conv (max-pool is the caller's).
 
-    ``residual=False`` builds no residual unit (a static path whose stem depth is 0).
+    ``residual=False`` builds no residual unit (a static path whose stem depth is 0). ``activation``:
+    'relu' (once-for-all) or 'relu6' (NNablaNAS's ofa_resnet50) after each of the three convs.
     """
 
-    def __init__(self, max_mid, max_out, residual=True, bn_decay=0.9, bn_eps=1e-5):
+    def __init__(self, max_mid, max_out, residual=True, bn_decay=0.9, bn_eps=1e-5, activation="relu"):
         Mo.Module.__init__(self)
-        bn = dict(bn_decay=bn_decay, bn_eps=bn_eps)
+        if activation not in ("relu", "relu6"):
+            raise ValueError(f"stem activation {activation!r}: expected 'relu' or 'relu6'")
+        bn = dict(bn_decay=bn_decay, bn_eps=bn_eps, relu6=activation == "relu6")
         self.conv1 = ConvBN(3, max_mid, 3, stride=2, **bn)
         if residual:
             self.res = ConvBN(max_mid, max_mid, 3, **bn)

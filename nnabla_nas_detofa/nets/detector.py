@@ -24,7 +24,7 @@ from nnabla_nas.contrib.model import Model  # noqa: E402
 import nnabla_nas.module as Mo  # noqa: E402
 
 from ..detection.loss import centernet_losses
-from ..space import Arch, SupernetConfig, mflops
+from ..space import Arch, ConfigError, SupernetConfig, mflops
 from ..space.arch import N_STAGES, STAGE_FIRST_SLOT, STAGE_SLOTS, STAGE_STRIDES
 from .blocks import Bottleneck, DeconvBN, Head, Stem
 from .bn_calibration import recalibrate_bn
@@ -51,7 +51,8 @@ class DetectorNet(Model):
                                 initializer=np.array(IMAGE_MEAN, np.float32).reshape(1, 3, 1, 1))
         self.input_std = Param((1, 3, 1, 1), need_grad=False,
                                initializer=np.array(IMAGE_STD, np.float32).reshape(1, 3, 1, 1))
-        self.stem = Stem(widths["stem_mid"], widths["stem_out"], widths["stem_residual"], **bn)
+        self.stem = Stem(widths["stem_mid"], widths["stem_out"], widths["stem_residual"],
+                         activation=config.stem_activation, **bn)
         stages = []
         cin = widths["stem_out"]
         for s in range(N_STAGES):
@@ -136,8 +137,10 @@ class DetectorNet(Model):
                 return self
         return Mo.Module.apply(self, memo, **kargs)
 
-    def call_backbone(self, x):
-        """Stride-32 features of the current arch for raw images ``x`` (any H, W)."""
+    def call_backbone(self, x, return_stages=False):
+        """Stride-32 features of the current arch for raw images ``x`` (any H, W); with
+        ``return_stages`` the outputs of the four stages (strides 4, 8, 16, 32: after the last
+        active unit of each stage) as a list, the last of which is the stride-32 features."""
         if len(x.shape) != 4 or x.shape[1] != 3:
             raise ValueError(f"expected images (N, 3, H, W), got shape {tuple(x.shape)}")
         arch = self.arch
@@ -145,10 +148,12 @@ class DetectorNet(Model):
         x = (x - self.input_mean) / self.input_std
         x = self.stem(x, mid=ch["stem_mid"], out=ch["stem_out"], residual=arch.stem_residual)
         x = F.max_pooling(x, (3, 3), (2, 2), pad=(1, 1))
+        stages = []
         for s in range(N_STAGES):
             for pos in range(arch.stage_depth(s)):
                 x = self.stages[s][pos](x, mid=ch["mid"][STAGE_FIRST_SLOT[s] + pos], out=ch["stage_out"][s])
-        return x
+            stages.append(x)
+        return stages if return_stages else x
 
     def call(self, x):
         """(heatmap logits, wh, reg), each at 1/4 of the input size."""
@@ -194,6 +199,7 @@ class DetectorNet(Model):
 
     def set_parameter_arrays(self, arrays, where="parameters"):
         """Copy ``{name: array}`` into this network; every parameter must be present, same shape."""
+        refuse_backbone_file(arrays, where)
         for key, p in self.get_parameters().items():
             if key not in arrays:
                 raise KeyError(f"{where}: missing parameter '{key}'")
@@ -223,6 +229,14 @@ class DetectorNet(Model):
     def summary(self):
         n = sum(int(np.prod(p.shape)) for p in self.get_parameters(grad_only=True).values())
         return f"{type(self).__name__}: arch {self.arch.to_json()}, {n / 1e6:.3f} M trainable parameters"
+
+
+def refuse_backbone_file(arrays, where) -> None:
+    """A backbone file of ``import-weights`` is no network's weight file: say where it goes."""
+    from ..transfer.importer import BACKBONE_MARKER
+    if BACKBONE_MARKER in arrays:
+        raise ConfigError(f"{where}: a pretrained backbone written by import-weights (backbone only, no neck or "
+                          f"heads): give it as 'pretrained', not as 'weights'")
 
 
 def read_parameters(path) -> "OrderedDict":

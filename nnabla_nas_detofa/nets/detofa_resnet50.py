@@ -8,7 +8,7 @@ import numpy as np
 from ..space import Arch, ArchError, ConfigError, load_archs, space_from_spec
 from .detector import read_parameters
 from .static import StaticDetector
-from .supernet import DetOFASupernet, network_config
+from .supernet import DetOFASupernet, check_weight_sources, load_pretrained, network_config
 
 SearchNet = DetOFASupernet
 
@@ -30,7 +30,7 @@ def is_supernet_weights(arrays, net: StaticDetector) -> bool:
     return any(tuple(np.shape(arrays[k])) != tuple(p.shape) for k, p in net.get_parameters().items() if k in arrays)
 
 
-def TrainNet(arch=None, weights=None, space="ofa", bn_calibration=None, **kw):  # noqa: N802 - NNablaNAS's name
+def TrainNet(arch=None, weights=None, space="ofa", bn_calibration=None, pretrained=None, **kw):  # noqa: N802
     """The static network of ``arch`` (default: the largest path of ``space``).
 
     ``weights``: a weight file of this static network, or a supernet weight file: the path's
@@ -38,11 +38,17 @@ def TrainNet(arch=None, weights=None, space="ofa", bn_calibration=None, **kw):  
     statistics belong to every path it trained, they are re-calibrated on ``bn_calibration``
     (an iterable of (N, 3, H, W) raw image batches, or a callable returning one; the launcher
     passes the run's fixed calibration set of training images). Without it a supernet file is
-    refused. Other keyword arguments are the ``SupernetConfig`` fields; unknown ones must be null.
+    refused. ``pretrained``: an ImageNet OFA-ResNet50 supernet (``supernet.load_pretrained``) whose
+    backbone's leading blocks this path starts from, not together with ``weights``. Other keyword
+    arguments are the ``SupernetConfig`` fields; unknown ones must be null.
     """
     cfg = network_config(kw, "TrainNet")
+    check_weight_sources(weights, pretrained, "TrainNet")
     arch = space_from_spec(space).extreme(True) if arch is None else resolve_arch(arch)
     net = StaticDetector(cfg, arch)
+    net.pretrained_report = None
+    if pretrained:
+        load_pretrained(net, pretrained)
     if weights:
         arrays = read_parameters(weights)
         net.copy_from(arrays, where=str(weights))

@@ -73,16 +73,17 @@ def layer_graph(layer: Layer, cfg: SupernetConfig, batch_size: int):
     """(input variable, output variable, modules) of ``layer`` in inference mode: the operations
     the static network runs for it (``space.layers`` says which belong to which layer)."""
     bn = dict(bn_decay=cfg.bn_decay, bn_eps=cfg.bn_eps)
+    stem = dict(bn, relu6=cfg.stem_activation == "relu6")
     x = nn.Variable((batch_size, layer.cin, layer.size, layer.size))
     k = layer.kind
     if k == "stem_conv1":
-        mods = [ConvBN(3, layer.cout, 3, stride=2, **bn)]
+        mods = [ConvBN(3, layer.cout, 3, stride=2, **stem)]
         fn = lambda v: mods[0](_normalise(v), out_channels=layer.cout)  # noqa: E731
     elif k == "stem_res":
-        mods = [ConvBN(layer.cin, layer.cout, 3, **bn)]
+        mods = [ConvBN(layer.cin, layer.cout, 3, **stem)]
         fn = lambda v: mods[0](v, out_channels=layer.cout) + v  # noqa: E731
     elif k == "stem_conv3":
-        mods = [ConvBN(layer.cin, layer.cout, 3, **bn)]
+        mods = [ConvBN(layer.cin, layer.cout, 3, **stem)]
         fn = lambda v: F.max_pooling(mods[0](v, out_channels=layer.cout), (3, 3), (2, 2), pad=(1, 1))  # noqa: E731
     elif k == "bottleneck":
         mods = [Bottleneck(layer.cin, layer.mid, layer.cout, layer.stride, downsample=layer.shortcut, **bn)]

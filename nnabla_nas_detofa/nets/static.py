@@ -21,7 +21,7 @@ import nnabla as nn
 import numpy as np
 
 from ..space import Arch, SupernetConfig
-from .detector import DetectorNet, read_parameters
+from .detector import DetectorNet, read_parameters, refuse_backbone_file
 
 
 def leading_block(array: np.ndarray, shape, key: str = "parameter") -> np.ndarray:
@@ -46,6 +46,7 @@ class StaticDetector(DetectorNet):
     def copy_from(self, arrays, where="parameters"):
         """Take every parameter as the leading block of the same-named array of ``arrays``
         ({name: array or Variable}, e.g. a supernet's ``get_parameters()``)."""
+        refuse_backbone_file(arrays, where)
         for key, p in self.get_parameters().items():
             if key not in arrays:
                 raise KeyError(f"{where}: missing parameter '{key}'")

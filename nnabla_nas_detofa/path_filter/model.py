@@ -31,7 +31,6 @@ default: NNabla's CPU affine runs single-threaded and is ~8x slower than numpy's
 agree to float32 rounding (tested).
 """
 import copy
-import json
 import math
 import os
 from collections import OrderedDict
@@ -41,7 +40,10 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from ..atomic import atomic_path, write_json_atomic
-from ..space import BLOCK_INDEX, SEQ_LEN, Buckets, SearchSpace, SupernetConfig, check_input_size, mflops, vocabulary
+from ..reading import read_json
+from ..schema import Bool, Choice, Custom, Int, ListOf, Num, Obj, SchemaError, Str, validate
+from ..space import (BLOCK_INDEX, SEQ_LEN, Buckets, ConfigError, SearchSpace, SupernetConfig, check_input_size, mflops,
+                     vocabulary)
 from ..space.tokens import Tokenizer, TokenError
 
 SCOPE = "path_filter"
@@ -50,6 +52,24 @@ FORMAT_VERSION = 1
 MAX_LAYER_INDEX = SEQ_LEN - 1
 MAX_BLOCK_INDEX = max(BLOCK_INDEX)
 PE_NORMS = ("width", "index")
+
+
+def _object(v, where):
+    if not isinstance(v, dict):
+        raise ValueError(f"{where}: expected an object")
+    return v
+
+
+CONFIG_FILE = {   # the keys of a filter's .json (``PathFilterConfig.to_dict``)
+    "format": Str(), "version": Int(),
+    "vocab": ListOf(Str(), 1, 1_000_000), "buckets": Obj({"lo": Num(0), "hi": Num(0), "n": Int(1, 1000)}),
+    "budget": Bool(), "block_pe": Bool(), "pe_norm": Choice(PE_NORMS),
+    "token_dim": Int(1, 4096), "bucket_dim": Int(1, 4096), "n_layers": Int(0, 64), "n_heads": Int(1, 64),
+    "d_ff": Int(1, 65536), "d_fc": Int(1, 65536),
+    "supernet": Custom(_object, "an object of supernet settings", nullable=True, default=None),
+    "input_size": Int(32, 8192, nullable=True, default=None),
+    "meta": Custom(_object, "an object", nullable=True, default=None),
+}
 
 
 class PathFilterError(ValueError):
@@ -119,22 +139,23 @@ class PathFilterConfig:
 
     @classmethod
     def from_dict(cls, obj: Dict, where: str = "path filter config") -> "PathFilterConfig":
+        """A config from its JSON; every key is checked (``CONFIG_FILE``), PathFilterError naming it."""
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise PathFilterError(f"{where}: not a path filter config (expected \"format\": \"{FORMAT}\")")
         if obj.get("version") != FORMAT_VERSION:
             raise PathFilterError(f"{where}: version {obj.get('version')!r} not supported (expected {FORMAT_VERSION})")
         try:
-            b = obj["buckets"]
-            sup = obj.get("supernet")
-            return cls(vocab=tuple(obj["vocab"]), buckets=Buckets(float(b["lo"]), float(b["hi"]), int(b["n"])),
-                       budget=bool(obj["budget"]), block_pe=bool(obj["block_pe"]), pe_norm=str(obj["pe_norm"]),
-                       token_dim=int(obj["token_dim"]), bucket_dim=int(obj["bucket_dim"]),
-                       n_layers=int(obj["n_layers"]), n_heads=int(obj["n_heads"]), d_ff=int(obj["d_ff"]),
-                       d_fc=int(obj["d_fc"]),
-                       supernet=None if sup is None else SupernetConfig.from_dict(sup),
-                       input_size=obj.get("input_size"), meta=dict(obj.get("meta") or {}))
-        except (KeyError, TypeError, ValueError) as err:
-            raise PathFilterError(f"{where}: bad or missing entry ({err})") from None
+            v = validate(obj, CONFIG_FILE, "config")
+            b = v["buckets"]
+            sup = v["supernet"]
+            return cls(vocab=tuple(v["vocab"]), buckets=Buckets(b["lo"], b["hi"], b["n"]),
+                       budget=v["budget"], block_pe=v["block_pe"], pe_norm=v["pe_norm"],
+                       token_dim=v["token_dim"], bucket_dim=v["bucket_dim"], n_layers=v["n_layers"],
+                       n_heads=v["n_heads"], d_ff=v["d_ff"], d_fc=v["d_fc"],
+                       supernet=None if sup is None else SupernetConfig.from_dict(sup, "config.supernet"),
+                       input_size=v["input_size"], meta=dict(v["meta"] or {}))
+        except (SchemaError, ConfigError, ValueError) as err:
+            raise PathFilterError(f"{where}: bad or missing entry: {err}") from None
 
 
 # --- the model -------------------------------------------------------------------------------
@@ -393,11 +414,7 @@ class PathFilter:
         for path in (h5_path, jp):
             if not os.path.isfile(path):
                 raise PathFilterError(f"{path}: no such file (a filter is a .h5 and a .json with the same name)")
-        try:
-            with open(jp, encoding="utf-8") as f:
-                obj = json.load(f)
-        except json.JSONDecodeError as err:
-            raise PathFilterError(f"{jp}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        obj = read_json(jp, PathFilterError, "path filter config")
         flt = cls(PathFilterConfig.from_dict(obj, where=jp))
         root: "OrderedDict" = OrderedDict()
         try:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..atomic import write_lines_atomic
 from ..reading import iter_json_lines
+from ..schema import show_value
 from ..space import Arch, ArchError, SearchSpace
 from ..space.arch import read_arch_entries
 
@@ -40,8 +41,11 @@ class PathRecord:
 def _number(obj, key, where, positive=False) -> float:
     v = obj[key]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise PathSetError(f"{where}: '{key}'={v!r}: expected a number")
-    v = float(v)
+        raise PathSetError(f"{where}: '{key}'={show_value(v)}: expected a number")
+    try:
+        v = float(v)
+    except OverflowError:       # an integer too big for a float
+        v = math.inf
     if not math.isfinite(v):
         raise PathSetError(f"{where}: '{key}'={v}: expected a finite number")
     if positive and v <= 0:

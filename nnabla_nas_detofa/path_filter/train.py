@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Union
 
 import numpy as np
 
+from ..schema import Bool, Choice, Int, Num, SchemaError, epochs_spec, seed_spec, validate
 from ..space import Buckets, SearchSpace, SupernetConfig, space_buckets
 from .loss import pair_targets, pairwise_hinge_loss, pairwise_hinge_loss_nn
 from .model import PathFilter, PathFilterConfig, PathFilterError, SEQ_LEN, default_vocabulary
@@ -23,6 +24,18 @@ from .pathset import PathSet
 from .quality import quality_report
 
 MIN_PATHS = 10
+TRAIN_OPTIONS = {   # what a user sets: ``path-filter train`` flags, the runner's ``hparams.filter``
+    "epochs": epochs_spec(default=20),
+    "batch_size": Int(2, 100_000, default=32),
+    "lr": Num(0, 1, lo_open=True, default=3e-4),      # Adam on a small transformer
+    "val_fraction": Num(0, 1, lo_open=True, hi_open=True, default=0.2),
+    "budget": Bool(nullable=True, default=None),
+    "block_pe": Bool(nullable=True, default=None),
+    "pe_norm": Choice(("width", "index"), nullable=True, default=None),
+    "flops_bounded": Bool(default=True),
+    "max_seconds": Num(0, lo_open=True, nullable=True, default=None),
+}
+SEED = seed_spec()
 
 
 @dataclass
@@ -105,9 +118,13 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
     t0 = time.perf_counter()
     if len(pathset) < MIN_PATHS:
         raise PathFilterError(f"path set has {len(pathset)} paths; training needs at least {MIN_PATHS}")
-    if epochs < 0 or batch_size < 2 or not 0 < val_fraction < 1:
-        raise PathFilterError(f"epochs={epochs}, batch_size={batch_size}, val_fraction={val_fraction}: "
-                              "expected epochs >= 0, batch_size >= 2, 0 < val_fraction < 1")
+    try:
+        validate({"epochs": epochs, "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction,
+                  "budget": budget, "block_pe": block_pe, "pe_norm": pe_norm, "flops_bounded": flops_bounded,
+                  "max_seconds": max_seconds}, TRAIN_OPTIONS, "path filter training")
+        SEED(seed, "path filter training.seed")
+    except SchemaError as err:
+        raise PathFilterError(str(err)) from None
     buckets = resolve_buckets(pathset, buckets, space, supernet, input_size, n_buckets)
     nr.seed(seed)
     if init is not None:
@@ -185,6 +202,9 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
             solver.update()
             total += float(loss.d)
             steps += 1
+            if not np.isfinite(total):
+                raise PathFilterError(f"training diverged in epoch {epoch} (loss {total}); try a lower lr "
+                                      f"than {lr:g}")
         v = val_loss_now()
         history.append({"epoch": epoch, "train_loss": total / steps if steps else None, "val_loss": v,
                         "seconds": time.perf_counter() - t0})

@@ -13,7 +13,7 @@ from nnabla_nas.runner.runner import Runner
 from ..detection.loss import check_loss_weights
 from ..evaluation.path_eval import PathEvaluator, measurement_sets
 from ..space import Arch, space_from_spec
-from .schema import Custom, Int, ListOf, Num, validate
+from .schema import Custom, Int, ListOf, Num, epochs_spec, seed_spec, validate
 
 
 def _loss_weights(v, where):
@@ -41,7 +41,7 @@ def shapes_spec():
 
 
 COMMON = {
-    "epoch": Int(0, default=0),
+    "epoch": epochs_spec(default=0),
     "batch_size_train": Int(1),
     "batch_size_valid": Int(1),
     "mini_batch_train": Int(1, nullable=True, default=None),   # default: the per-process batch
@@ -49,7 +49,7 @@ COMMON = {
     "input_shapes": shapes_spec(),
     "target_shapes": shapes_spec(),
     "print_frequency": Int(1, default=20),
-    "seed": Int(0, default=0),
+    "seed": seed_spec(),
     "loss_weights": Custom(_loss_weights, "3 non-negative numbers (heatmap, size, offset)", nullable=True,
                            default=None),
     # per-path measurement (see evaluation.path_eval): once-for-all re-calibrates on 2,000 images
@@ -66,6 +66,7 @@ class DetOFARunner(Runner):
 
     SEARCH = True      # builds NNablaNAS's SearchNet (the supernet)
     HPARAMS: dict = {}
+    OPTIMIZERS = ("train",)   # the entries of "optimizer" the runner uses (the launcher refuses others)
 
     @classmethod
     def hparam_schema(cls) -> dict:

@@ -3,12 +3,12 @@
 Files are written into ``checkpoint.new/``; the switch to ``checkpoint/`` is two renames, and a
 ``COMPLETE`` marker written last tells a finished folder from a half-written one.
 """
-import json
 import os
 import shutil
 from typing import Callable, Dict, Optional
 
 from ..atomic import write_json_atomic
+from ..reading import read_json
 
 MARKER = "COMPLETE"
 
@@ -45,6 +45,14 @@ def find_checkpoint(root: str) -> Optional[str]:
     return None
 
 
+class CheckpointError(ValueError):
+    """A checkpoint of the output folder that cannot be read; the message names the file."""
+
+
 def load_checkpoint_info(path: str) -> Dict:
-    with open(os.path.join(path, "checkpoint.json"), encoding="utf-8") as f:
-        return json.load(f)
+    """``checkpoint.json`` of a checkpoint folder: an object (CheckpointError naming the file otherwise)."""
+    f = os.path.join(path, "checkpoint.json")
+    info = read_json(f, CheckpointError, "checkpoint file")
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{f}: expected an object (the checkpoint is damaged: remove {path} to start over)")
+    return info

@@ -7,17 +7,18 @@ up by name in NNablaNAS's own tables, where ``nnabla_nas_detofa.registry`` put o
 """
 import copy
 import inspect
-import json
 import os
 import time
 
 import nnabla as nn
 
-from ..atomic import write_json_atomic, write_text_atomic
-from ..space import ConfigError, SupernetConfig
+from ..atomic import write_json_atomic
+from ..data.synthetic import SYNTHETIC_MARKER, check_synthetic_options, synthetic_state
+from ..reading import read_json
+from ..space import ConfigError, SupernetConfig, check_input_size
 from . import RUNNERS
 from .context import CONTEXTS, make_context, set_hydra_context, use_context
-from .schema import Bool, Choice, Custom, SchemaError, Str, validate
+from .schema import Bool, Choice, Custom, SchemaError, Str, unknown_key_message, validate
 
 RUN_FILE = "run.json"
 EXPERIMENT_FILE = "experiment.json"   # the experiment as run (itself a runnable experiment file)
@@ -127,9 +128,10 @@ def check_hparams(conf, cls, source):
 def _input_size(conf, source):
     name, dl = next(iter(conf["dataloader"].items()))
     size = dl.get("input_size", 384)
-    if isinstance(size, bool) or not isinstance(size, int) or size % 32 or size <= 0:
-        raise ExperimentError(f"{source}: 'dataloader.{name}.input_size'={size!r} must be a positive multiple of 32")
-    return size
+    try:
+        return check_input_size(size, f"dataloader.{name}.input_size")
+    except ConfigError as err:
+        raise ExperimentError(f"{source}: {err}") from None
 
 
 def network_settings(conf, source) -> SupernetConfig:
@@ -184,12 +186,11 @@ def check_output_folder(out: str, conf, source) -> None:
              "input_size": _input_size(conf, source)}
     info = os.path.join(path, RUN_FILE)
     if os.path.isfile(info):
-        try:
-            with open(info, encoding="utf-8") as f:
-                have = json.load(f)
-        except (OSError, ValueError):
-            have = None
-        if have is not None and {k: have.get(k) for k in ident} != ident:
+        have = read_json(info, ExperimentError, "run identity file")
+        if not isinstance(have, dict):
+            raise ExperimentError(f"{info}: expected an object with {sorted(ident)} (the file of another tool? "
+                                  f"give a new output folder with -o)")
+        if {k: have.get(k) for k in ident} != ident:
             diff = [k for k in ident if have.get(k) != ident[k]]
             raise ExperimentError(f"{source}: output folder {out!r} holds a run with other settings ({', '.join(diff)}: "
                                   f"{ {k: have.get(k) for k in diff} }); give a new output folder (-o) to start "
@@ -246,9 +247,51 @@ def build_network(conf, search, source, bn_calibration=None):
     return _construct(factory, attrs, f"{source}: network.{name}")
 
 
+def check_network_entry(conf, source):
+    """The network entry's keys other than the supernet settings are arguments of the network's
+    SearchNet / TrainNet, and ``space`` / ``arch`` are valid (``arch`` as TrainNet reads it: an
+    object, a JSON string or a file of one arch), before any data is read."""
+    import nnabla_nas.contrib as contrib
+
+    from ..nets.detofa_resnet50 import resolve_arch
+    from ..space import ArchError, SpaceError, space_from_spec
+    from ..space.config import CONFIG_KEYS
+    name, net = next(iter(conf["network"].items()))
+    mod = contrib.__dict__.get(name)
+    if mod is None or not hasattr(mod, "SearchNet"):
+        return                                            # build_network names the unknown network
+    where = f"network.{name}"
+    _, rest = SupernetConfig.split_kwargs(net, where)
+    named = set()
+    for factory in (mod.SearchNet, getattr(mod, "TrainNet", None)):
+        try:
+            named |= {p.name for p in inspect.signature(factory).parameters.values()
+                      if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        except (TypeError, ValueError):
+            return
+    named.discard("bn_calibration")                       # passed by the launcher, not the file
+    for key in rest:
+        if key not in named:
+            raise ExperimentError(f"{source}: " + unknown_key_message(str(key), sorted(named | set(CONFIG_KEYS)),
+                                                                      where))
+    try:
+        if rest.get("space") is not None:
+            space_from_spec(rest["space"], f"{where}.space")
+        if rest.get("arch") is not None:
+            resolve_arch(rest["arch"], f"{where}.arch")
+    except (ArchError, SpaceError) as err:
+        raise ExperimentError(f"{source}: {err}") from None
+
+
 def check_network_files(conf, source):
-    """The weight files the network entry names exist (before any data is read)."""
+    """The weight files the network entry names exist (before any data is read); a ``pretrained``
+    file is one ``transfer.import_supernet`` reads (by its first bytes: the full import happens
+    when the network is built). ``"pretrained": null`` means: from scratch."""
+    from ..transfer import OFA_DOWNLOAD, TransferError, sniff
     name, attrs = next(iter(conf["network"].items()))
+    if attrs.get("weights") and attrs.get("pretrained"):
+        raise ExperimentError(f"{source}: 'network.{name}' gives both 'weights' (a trained DetOFA network) and "
+                              f"'pretrained' (an ImageNet supernet to start from): give one of them")
     for key in ("weights", "pretrained"):
         v = attrs.get(key)
         if v is None:
@@ -256,7 +299,17 @@ def check_network_files(conf, source):
         if not isinstance(v, str) or not v:
             raise ExperimentError(f"{source}: 'network.{name}.{key}'={v!r}: expected the path of a weight file")
         if not os.path.isfile(v):
+            if key == "pretrained":
+                raise ExperimentError(f"{source}: 'network.{name}.pretrained'={v!r}: no such file; download "
+                                      f"once-for-all's ImageNet supernet {OFA_DOWNLOAD} to that path (or convert it "
+                                      f"first with 'python -m nnabla_nas_detofa import-weights'), or set "
+                                      f"\"pretrained\": null to train from scratch")
             raise ExperimentError(f"{source}: 'network.{name}.{key}'={v!r}: no such file")
+        if key == "pretrained":
+            try:
+                sniff(v)
+            except TransferError as err:
+                raise ExperimentError(f"{source}: 'network.{name}.pretrained': {err}") from None
 
 
 def loader_module(conf, source):
@@ -304,9 +357,38 @@ def check_data_agrees(conf, loaders, source):
                               f"{', ...' if ds.num_classes > 8 else ''})")
 
 
-def check_optimizers(conf, source):
+def check_images(loaders, source):
+    """Every image file the run will read (train, valid and test splits) exists, has a readable
+    header, the size its annotation says and its end marker, before any training step
+    (``data.check.verify_images``: no decoding, thousands of images per second)."""
+    from ..data.check import verify_images
+    records = []
+    for key in ("train", "valid", "test"):
+        ld = loaders.get(key)
+        if ld is None or not hasattr(ld, "dataset"):
+            continue
+        records.extend(ld.dataset.records)
+        if key == "test" and hasattr(ld, "eval_dataset"):
+            records.extend(ld.eval_dataset("test").records)
+    if not records:
+        return
+    workers = max(1, int(getattr(loaders["train"], "options", {}).get("num_workers") or 1))
+    problems = verify_images(records, workers=workers)   # threads help on cold disks, not on cached files
+    if problems:
+        more = f" (and {len(problems) - 1} more image problem(s); run check-data to list them)" \
+            if len(problems) > 1 else ""
+        raise ExperimentError(f"{source}: {problems[0]}{more}")
+
+
+def check_optimizers(conf, source, cls=None):
     from .optim import OptimizerConfigError, make_optimizer
     spec = conf["optimizer"]
+    used = getattr(cls, "OPTIMIZERS", None)
+    if used is not None:
+        for key in spec:
+            if key not in used:
+                raise ExperimentError(f"{source}: " + unknown_key_message(str(key), list(used), "optimizer")
+                                      + f" ({conf['args']['algorithm']} uses no other solver)")
     for key, s in spec.items():
         try:
             make_optimizer(s, conf["hparams"]["epoch"], 1, f"optimizer.{key}")
@@ -321,7 +403,12 @@ def build_optimizers(conf, loaders, n_procs, source):
     hp = conf["hparams"]
     spec = conf["optimizer"] or {"train": {"name": "Adam", "lr": 5e-4}}
     iters = max(1, len(loaders["train"]) // (hp["batch_size_train"] // n_procs))
-    return {key: make_optimizer(s, int(hp["epoch"]), iters, f"optimizer.{key}") for key, s in spec.items()}
+    out = {}
+    for key, s in spec.items():
+        out[key] = make_optimizer(s, int(hp["epoch"]), iters, f"optimizer.{key}")
+        # what a runner needs to rebuild the schedule (e.g. one per progressive-shrinking stage)
+        out[key].detofa_spec, out[key].detofa_iters_per_epoch = copy.deepcopy(s), iters
+    return out
 
 
 def prepare(conf, source="experiment"):
@@ -336,9 +423,11 @@ def prepare(conf, source="experiment"):
     if not args["output_path"]:
         args["output_path"] = os.path.join("log", args["algorithm"])
     network_settings(conf, source)
+    check_network_entry(conf, source)
     check_network_files(conf, source)
     derive_shapes(conf, source)
     check_hparams(conf, cls, source)
+    check_optimizers(conf, source, cls)
     loader_module(conf, source)
     name, dl = next(iter(conf["dataloader"].items()))
     check_synthetic(dl, f"{source}: dataloader.{name}")
@@ -353,7 +442,6 @@ def run_experiment(conf, source="experiment"):
     ctx, event = make_context(args["context"], args["device_id"], args["type_config"])
     comm = make_communicator(ctx)
     check_batches(conf["hparams"], comm.n_procs, source)
-    check_optimizers(conf, source)
     use_context(comm.ctx)
     set_hydra_context(".")
     args.update({"comm": comm, "event": event})
@@ -363,9 +451,13 @@ def run_experiment(conf, source="experiment"):
     searching = bool(cls.needs_dval(conf["hparams"])) if hasattr(cls, "needs_dval") else bool(args["search"])
     loaders = build_dataloaders(conf, comm, searching, source)
     check_data_agrees(conf, loaders, source)
+    check_images(loaders, source)
     calib = None
     if not args["search"]:
         calib = training_calibration(loaders["train"], conf["hparams"], args["output_path"])
+    # initial weights (and every nnabla random draw after them) are a function of the experiment's seed,
+    # whatever ran before in this process (a test session, a tool calling run_experiment twice)
+    nn.seed(int(conf["hparams"].get("seed", 0)))
     model = build_network(conf, args["search"], source, bn_calibration=calib)
     optimizers = build_optimizers(conf, loaders, comm.n_procs, source)
     if comm.rank == 0:
@@ -389,12 +481,9 @@ def training_calibration(train_loader, hparams, out_dir):
     return calib.images if calib is not None else None
 
 
-SYNTHETIC_MARKER = "SYNTHETIC_COMPLETE"
-
-
 def check_synthetic(dl_args: dict, where: str):
     """``"synthetic"`` may only write a data set into an empty (or absent) folder, or re-use one it
-    made itself: it never writes into a folder that holds anything else."""
+    made itself (``SYNTHETIC_MARKER``): it never writes into a folder that holds anything else."""
     spec = dl_args.get("synthetic")
     if spec is None:
         return
@@ -403,22 +492,21 @@ def check_synthetic(dl_args: dict, where: str):
     root = dl_args.get("root")
     if not root or not isinstance(root, str):
         raise ExperimentError(f"{where}: 'synthetic' needs 'root' (where to write the data set)")
+    try:
+        check_synthetic_options(spec, f"{where}.synthetic")
+    except ValueError as err:
+        raise ExperimentError(str(err)) from None
     if os.path.isfile(os.path.join(root, SYNTHETIC_MARKER)):
         return
-    if os.path.exists(root) and (not os.path.isdir(root) or os.listdir(root)):
+    if synthetic_state(root) not in ("absent", "empty"):
         raise ExperimentError(f"{where}.root={root!r} exists and is not a synthetic data set made by this tool; "
                               f"'synthetic' never writes into a folder that holds anything else (remove "
                               f"'synthetic' to read the data there, or point 'root' at a new folder)")
-    from ..data.synthetic import check_synthetic_options
-    try:
-        check_synthetic_options(spec)
-    except ValueError as err:
-        raise ExperimentError(f"{where}.synthetic: {err}") from None
 
 
 def prepare_synthetic(dl_args: dict, rank: int = 0, where: str = "dataloader"):
     """``"synthetic": {...}`` in the loader options makes the embedded demo data set on first use
-    (rank 0 writes it; other ranks wait for its completion marker)."""
+    (rank 0 writes it, marker last; other ranks wait for the marker)."""
     check_synthetic(dl_args, where)
     spec = dl_args.pop("synthetic", None)
     if spec is None:
@@ -428,9 +516,12 @@ def prepare_synthetic(dl_args: dict, rank: int = 0, where: str = "dataloader"):
     if os.path.isfile(marker):
         return root
     if rank == 0:
+        from ..data.records import DataError
         from ..data.synthetic import make_synthetic_voc
-        make_synthetic_voc(root, **spec)
-        write_text_atomic(marker, "ok\n")
+        try:
+            make_synthetic_voc(root, **check_synthetic_options(spec, f"{where}.synthetic"))
+        except DataError as err:
+            raise ExperimentError(f"{where}.synthetic: {err}") from None
     else:
         while not os.path.isfile(marker):
             time.sleep(1.0)

@@ -22,31 +22,54 @@ import time
 from ..atomic import write_json_atomic
 from ..data.fixed_sets import FixedImageSet, draw_ids, records_of
 from ..evaluation.path_eval import PathEvaluator, gather_objects
-from ..path_filter import PathSet, kendall_tau_within, train_path_filter, validation_quality
+from ..path_filter import PathFilter, PathSet, kendall_tau_within, train_path_filter, validation_quality
+from ..path_filter.train import TRAIN_OPTIONS
 from ..space import Arch, space_from_spec
-from ..space.bucket_sampling import sample_per_bucket
+from ..space.bucket_sampling import BucketSample, sample_per_bucket
 from .base import DetOFARunner, space_spec
-from .schema import Bool, Choice, Int, Num, Obj, Str
+from .schema import Custom, Int, Obj, Str
 
-FILTER_OPTIONS = {
-    "epochs": Int(0, default=20),
-    "batch_size": Int(2, default=32),
-    "lr": Num(0, lo_open=True, default=3e-4),
-    "val_fraction": Num(0, 1, lo_open=True, hi_open=True, default=0.2),
-    "budget": Bool(nullable=True, default=None),
-    "block_pe": Bool(nullable=True, default=None),
-    "pe_norm": Choice(("width", "index"), nullable=True, default=None),
-    "flops_bounded": Bool(default=True),
-    "max_seconds": Num(0, lo_open=True, nullable=True, default=None),
-}
+FILTER_OPTIONS = TRAIN_OPTIONS      # hparams.filter: the options of train_path_filter
+
+
+def _init_filter(v, where):
+    """``hparams.init``: a filter that loads (checked before any path is labelled)."""
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"{where}={v!r}: expected the path of a path filter weight file (.h5)")
+    PathFilter.load(v)
+    return v
+
+
 HPARAMS = {
     "space": space_spec(),
     "paths_per_bucket": Int(1, default=100),
     "n_buckets": Int(1, 100, default=5),
-    "init": Str(nullable=True, default=None),         # pre-trained path filter (.h5) to fine-tune
+    "init": Custom(_init_filter, "a path filter weight file (.h5 with its .json)", nullable=True,
+                   default=None),                     # pre-trained path filter (.h5) to fine-tune
     "filter": Obj(FILTER_OPTIONS),
     "repeatability_paths": Int(0, default=30),        # paths labelled again with a second calibration set
+    "pruned_space": Str(nullable=True, default=None),  # sample the paths uniformly from this Ã instead of A
 }
+
+
+def sample_pruned_per_bucket(pruned, m: int, seed: int, max_rounds: int = 20) -> BucketSample:
+    """``m`` distinct paths per bucket, each drawn uniformly from that bucket of the pruned space
+    (fewer when a bucket holds fewer distinct paths than ``max_rounds`` rounds of draws find)."""
+    import numpy as np
+    gen = np.random.default_rng([seed, 8])
+    archs, flops = [], []
+    for b in range(pruned.buckets.n):
+        found = {}
+        for _ in range(max_rounds):
+            arr, fl = pruned.sample_bucket(gen, b, m)
+            for a, f in zip(arr.to_archs(), fl):
+                if a not in found and len(found) < m:
+                    found[a] = float(f)
+            if len(found) >= m:
+                break
+        archs.append(list(found))
+        flops.append(list(found.values()))
+    return BucketSample(pruned.buckets, archs, flops, [0] * pruned.buckets.n)
 
 
 class DetOFAPathFilterRunner(DetOFARunner):
@@ -77,6 +100,10 @@ class DetOFAPathFilterRunner(DetOFARunner):
     # --- steps -------------------------------------------------------------------------------
     def sample_paths(self):
         hp = self.hparams
+        if hp["pruned_space"]:
+            from .pruned_trainer import load_pruned_space
+            pruned = load_pruned_space(hp["pruned_space"], self.model.config, self.input_size, "hparams.pruned_space")
+            return sample_pruned_per_bucket(pruned, hp["paths_per_bucket"], hp["seed"])
         return sample_per_bucket(self.space, self.model.config, self.input_size, hp["paths_per_bucket"],
                                  n_buckets=hp["n_buckets"], rng=hp["seed"], short="fewer")
 

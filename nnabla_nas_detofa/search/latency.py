@@ -27,7 +27,7 @@ import numpy as np
 from ..atomic import json_safe, write_json_atomic
 from ..reading import read_json
 from ..space.arch import Arch
-from ..space.config import ConfigError, SupernetConfig, check_input_size
+from ..space.config import CONFIG_KEYS, ConfigError, SupernetConfig, check_input_size
 from ..space.layers import Layer, path_layers, space_layers
 from .costs import AdditiveCost, MissingLayer
 
@@ -110,8 +110,8 @@ class LatencyTable:
               batch_size: Optional[int] = None, context: Optional[str] = None) -> None:
         """Refuse settings the table was not measured for (LatencyTableError naming the setting)."""
         if cfg is not None and cfg != self.supernet:
-            mine, theirs = self.supernet.to_dict(), cfg.to_dict()
-            diff = [f"{k} {theirs[k]!r} (table: {mine[k]!r})" for k in mine if mine[k] != theirs.get(k)]
+            diff = [f"{k} {getattr(cfg, k)!r} (table: {getattr(self.supernet, k)!r})" for k in CONFIG_KEYS
+                    if getattr(cfg, k) != getattr(self.supernet, k)]
             raise LatencyTableError(f"{self.source}: measured for other supernet settings: {', '.join(diff)}")
         for name, want, have in (("input_size", input_size, self.input_size), ("batch_size", batch_size,
                                                                                 self.batch_size),

@@ -127,6 +127,18 @@ class Arch:
 _EXACT_EXPAND = {c: c for c in EXPAND_CHOICES}  # the common case of _check, without the tolerance loop
 
 
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:       # an integer too big for a float
+        return False
+
+
+def _short(v) -> str:
+    s = repr(v) if not isinstance(v, int) or v.bit_length() < 200 else "<a huge integer>"
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
 def _check(d, e, w, where) -> Tuple[tuple, tuple, tuple]:
     def as_list(v, name, n):
         if not isinstance(v, (list, tuple)):
@@ -136,10 +148,10 @@ def _check(d, e, w, where) -> Tuple[tuple, tuple, tuple]:
         return list(v)
 
     def as_int(v, name, i):
-        if type(v) is int:
+        if type(v) is int and 0 <= v <= 2:  # the common case: every valid depth and width index
             return v
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or int(v) != v:
-            raise ArchError(f"{where}['{name}'][{i}]={v!r}: expected an integer")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) or int(v) != v:
+            raise ArchError(f"{where}['{name}'][{i}]={_short(v)}: expected an integer")
         return int(v)
 
     d = as_list(d, "d", 1 + N_STAGES)
@@ -162,8 +174,8 @@ def _check(d, e, w, where) -> Tuple[tuple, tuple, tuple]:
         if k is not None:
             ee.append(k)
             continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ArchError(f"{where}['e'][{i}]={v!r}: expected a number")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
+            raise ArchError(f"{where}['e'][{i}]={_short(v)}: expected a number")
         k = _expand_key(v)
         if k is None:
             raise ArchError(f"{where}['e'][{i}]={v}: expand ratio must be one of {list(EXPAND_CHOICES)}")

@@ -12,6 +12,7 @@ from .arch import EXPAND_CHOICES, N_STAGES, WIDTH_CHOICES, Arch, SLOT_STAGE
 
 STAGE_WIDTHS = (256, 512, 1024, 2048)
 STEM_WIDTH = 64
+MAX_CHANNELS = 100_000   # num_classes, divisor, head and neck channels: at most this
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int = None) -> int:
@@ -28,10 +29,16 @@ class ConfigError(ValueError):
     pass
 
 
+STEM_ACTIVATIONS = ("relu", "relu6")   # the first is the default
+
+
 @dataclass(frozen=True)
 class SupernetConfig:
     """``width_mult`` scales every channel count (1.0 = the paper's network); ``divisor`` is the
-    channel rounding (8 as in once-for-all; 1 keeps width choices distinct at tiny widths)."""
+    channel rounding (8 as in once-for-all; 1 keeps width choices distinct at tiny widths).
+    ``stem_activation``: the activation of the three stem convs, ``relu`` (once-for-all's
+    OFA-ResNet50) or ``relu6`` (NNablaNAS's ``ofa_resnet50``, whose stem layers keep their
+    ``DynamicConvLayer`` default); the bottlenecks always use ReLU."""
 
     num_classes: int = 20
     width_mult: float = 1.0
@@ -40,32 +47,35 @@ class SupernetConfig:
     head_channels: int = 64
     bn_decay: float = 0.9
     bn_eps: float = 1e-5
+    stem_activation: str = "relu"
     stem_channels: Tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         def number(name, lo, hi, lo_open=True):
             v = getattr(self, name)
-            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v <= hi and \
-                (v > lo if lo_open else v >= lo)
+            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and v <= hi and \
+                (v > lo if lo_open else v >= lo) and math.isfinite(v)   # range first: a huge int has no float
             if not ok:
                 raise ConfigError(f"{name}={v!r}: expected a number in {'(' if lo_open else '['}{lo:g}, {hi:g}]")
             object.__setattr__(self, name, float(v))
 
-        def integer(name, lo):
+        def integer(name, lo, hi):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ConfigError(f"{name}={v!r}: expected an integer >= {lo}")
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ConfigError(f"{name}={v!r}: expected an integer in {lo}..{hi}")
 
-        integer("num_classes", 1)
+        integer("num_classes", 1, MAX_CHANNELS)
         number("width_mult", 0, 4)
-        integer("divisor", 1)
-        integer("head_channels", 1)
+        integer("divisor", 1, MAX_CHANNELS)
+        integer("head_channels", 1, MAX_CHANNELS)
         number("bn_decay", 0, 1)
         number("bn_eps", 0, 1)
+        if self.stem_activation not in STEM_ACTIVATIONS:
+            raise ConfigError(f"stem_activation={self.stem_activation!r}: expected one of {list(STEM_ACTIVATIONS)}")
         nc = self.neck_channels
         if not (isinstance(nc, (list, tuple)) and len(nc) == 3 and
-                all(not isinstance(c, bool) and isinstance(c, int) and c >= 1 for c in nc)):
-            raise ConfigError(f"neck_channels={nc!r}: expected 3 positive integers")
+                all(not isinstance(c, bool) and isinstance(c, int) and 1 <= c <= MAX_CHANNELS for c in nc)):
+            raise ConfigError(f"neck_channels={nc!r}: expected 3 integers in 1..{MAX_CHANNELS}")
         object.__setattr__(self, "neck_channels", tuple(int(c) for c in nc))
         object.__setattr__(self, "stem_channels", tuple(self._div(STEM_WIDTH * w) for w in WIDTH_CHOICES))
 
@@ -88,9 +98,13 @@ class SupernetConfig:
         return cls.from_dict({k: rest.pop(k) for k in CONFIG_KEYS if k in rest}, where), rest
 
     def to_dict(self) -> Dict:
+        """The constructor keys; ``stem_activation`` only when it is not the default (so the
+        settings recorded by runs made before it existed still read as the same network)."""
         d = asdict(self)
         d.pop("stem_channels", None)
         d["neck_channels"] = list(self.neck_channels)
+        if d["stem_activation"] == STEM_ACTIVATIONS[0]:
+            del d["stem_activation"]
         return d
 
     # --- channel counts ----------------------------------------------------------------------
@@ -137,7 +151,11 @@ class SupernetConfig:
 CONFIG_KEYS = tuple(f.name for f in fields(SupernetConfig) if f.init)
 
 
+MAX_INPUT_SIZE = 8192
+
+
 def check_input_size(size, where="input_size") -> int:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32:
-        raise ConfigError(f"{where}={size!r}: must be a positive multiple of 32 (the backbone stride)")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 32 or size % 32 or size > MAX_INPUT_SIZE:
+        raise ConfigError(f"{where}={size!r}: must be a positive multiple of 32 (the backbone stride), at most "
+                          f"{MAX_INPUT_SIZE}")
     return size

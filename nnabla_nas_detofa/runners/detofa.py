@@ -1,0 +1,278 @@
+"""DetOFA end to end (Algorithm 1) as one NNablaNAS runner over one output folder.
+
+Phases, each in its own sub-folder of the output folder, each reading the previous phase's files:
+
+1. ``supernet/``: start from the network's weights (``pretrained`` / ``weights``, or scratch) and
+   warm up for ``warmup_epochs`` with uniform sampling over A (``warmup.h5`` written at its end);
+2. ``paths/``: ``paths_per_bucket`` paths per FLOPs bucket of A labelled with their validation
+   loss on D_val, the path filter trained or fine-tuned from ``filter_init``;
+3. ``pruning/``: operation scores, the pruning strategy and the path-pruning thresholds
+   (``pruned_space.json``, Fig. 7 and Fig. 4);
+4. ``supernet/`` again: path-pruned training until ``epoch`` (the whole supernet training:
+   warm-up included, so the learning-rate schedule spans all of it, as the paper's 70 VOC epochs);
+5. ``paths_final/``: paths drawn uniformly from Ã on the final supernet, labelled, and the filter
+   re-trained (fine-tuned from phase 2's) for the search (§3.3);
+6. Fig. 6: validation loss of ``figure_paths_per_bucket`` uniformly sampled paths per bucket from
+   A and from Ã on the final supernet.
+
+A killed run resumes at the phase and step where it stopped (each phase is done when its files
+exist; the trainer and the labelling resume from their checkpoint / partial files) and ends with
+the numbers of an uninterrupted run. ``phases.json`` keeps the wall time of each phase (summed
+over resumed runs); ``summary.json`` gathers the figures.
+"""
+import json
+import os
+import time
+
+from ..atomic import write_json_atomic
+from ..path_filter import PathSet
+from ..space import space_from_spec
+from .base import DetOFARunner
+from .path_filter_runner import FILTER_OPTIONS, DetOFAPathFilterRunner
+from .pruned_trainer import PRUNING_OPTIONS, PrunedSpaceSampler, load_filter, load_pruned_space, run_pruning
+from .schema import Int, Obj, Str
+from .supernet_trainer import HPARAMS as TRAINER_HPARAMS
+from .supernet_trainer import DetOFASupernetTrainer, Stage, UniformSampler
+
+HPARAMS = {
+    **{k: v for k, v in TRAINER_HPARAMS.items() if k != "space_schedule"},
+    "warmup_epochs": Int(0, default=5),              # paper: VOC 5, COCO 10
+    "n_buckets": Int(1, 100, default=5),
+    "paths_per_bucket": Int(1, default=100),         # paper: 500 paths in all
+    "final_paths_per_bucket": Int(1, nullable=True, default=None),   # default: paths_per_bucket
+    "filter_init": Str(nullable=True, default=None), # a pre-trained path filter (.h5) to fine-tune
+    "filter": Obj(FILTER_OPTIONS),
+    "pruning": Obj(PRUNING_OPTIONS),
+    "repeatability_paths": Int(0, default=30),
+    "figure_paths_per_bucket": Int(0, default=15),   # Fig. 4 / Fig. 6; 0: no Fig. 6 labelling
+}
+
+
+
+class DetOFA(DetOFARunner):
+    """NNablaNAS runner: every phase of DetOFA in order (see module doc)."""
+
+    HPARAMS = HPARAMS
+
+    @classmethod
+    def needs_dval(cls, hparams):
+        return True
+
+    @classmethod
+    def check_hparams(cls, hparams, where="hparams"):
+        from .schema import SchemaError
+        hp = super().check_hparams(hparams, where)
+        if not hp["warmup_epochs"] < hp["epoch"]:
+            raise SchemaError(f"{where}.warmup_epochs={hp['warmup_epochs']} must be below {where}.epoch="
+                              f"{hp['epoch']} (epoch counts the whole supernet training, warm-up included)")
+        return hp
+
+    def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):
+        super().__init__(model, optimizer, regularizer, dataloader, hparams, args)
+        self.space = space_from_spec(self.hparams["space"], "hparams.space")
+        self._ledger_path = os.path.join(self.out, "phases.json")
+        self.ledger = {}
+        if os.path.isfile(self._ledger_path):
+            with open(self._ledger_path, encoding="utf-8") as f:
+                self.ledger = json.load(f)
+
+    def train_on_batch(self, key="train"):
+        raise RuntimeError("DetOFA trains through its supernet trainer")
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+    def _sub_args(self, name: str) -> dict:
+        args = dict(self.args)
+        args["output_path"] = os.path.join(self.args["output_path"], name)
+        return args
+
+    def _done(self, name: str) -> bool:
+        return bool(self.ledger.get(name, {}).get("done"))
+
+    def _mark(self, name: str, t0: float):
+        """Record phase ``name`` as done after the time since ``t0`` (added to earlier runs')."""
+        entry = self.ledger.setdefault(name, {"seconds": 0.0, "runs": 0, "done": False})
+        if not entry["done"]:
+            entry["seconds"] = round(entry["seconds"] + time.time() - t0, 2)
+            entry["runs"] += 1
+            entry["done"] = True
+            if self.comm.rank == 0:
+                write_json_atomic(self._ledger_path, self.ledger, indent=1)
+
+    def _phase(self, name: str, fn):
+        """Run ``fn`` unless phase ``name`` is done; time it into ``phases.json``."""
+        if self._done(name):
+            return None
+        t0 = time.time()
+        result = fn()
+        self._mark(name, t0)
+        return result
+
+    # --- phases ----------------------------------------------------------------------------------
+    def _trainer(self) -> DetOFASupernetTrainer:
+        hp = {k: self.hparams[k] for k in TRAINER_HPARAMS if k in self.hparams and k != "space_schedule"}
+        hp.update({k: self.hparams[k] for k in ("batch_size_train", "batch_size_valid", "mini_batch_train",
+                                                "mini_batch_valid", "input_shapes", "target_shapes",
+                                                "print_frequency", "seed", "loss_weights", "bn_calib_images",
+                                                "bn_calib_batch_size", "valid_images", "measurement_cache_mb")})
+        t = DetOFASupernetTrainer(self.model, self.optimizer, self.regularizer, self.dataloader, hp,
+                                  self._sub_args("supernet"))
+        t._evaluator = self.evaluator
+        return t
+
+    def _path_runner(self, name: str, m: int, init, pruned_space=None, repeat: int = 0):
+        hp = {k: self.hparams[k] for k in ("batch_size_train", "batch_size_valid", "mini_batch_train",
+                                            "mini_batch_valid", "input_shapes", "target_shapes", "print_frequency",
+                                            "seed", "loss_weights", "bn_calib_images", "bn_calib_batch_size",
+                                            "valid_images", "measurement_cache_mb", "space", "n_buckets")}
+        hp.update({"paths_per_bucket": m, "init": init, "filter": self.hparams["filter"],
+                   "repeatability_paths": repeat, "pruned_space": pruned_space})
+        r = DetOFAPathFilterRunner(self.model, self.optimizer, self.regularizer, self.dataloader, hp,
+                                   self._sub_args(name))
+        r._evaluator = self.evaluator
+        return r
+
+    def run(self):
+        hp = self.hparams
+        warm, total = hp["warmup_epochs"], hp["epoch"]
+        paths_dir = os.path.join(self.out, "paths")
+        prune_dir = os.path.join(self.out, "pruning")
+        final_dir = os.path.join(self.out, "paths_final")
+        trainer = self._trainer()
+        uniform = UniformSampler(self.space, hp["sampling"])
+        trainer.set_stages([Stage(0, warm, uniform), Stage(warm, total - warm, uniform)])
+        self.log_splits()
+
+        # 1. warm-up
+        t0 = time.time()
+        trainer.train_until(warm)
+        warm_h5 = os.path.join(trainer.out, "warmup.h5")
+        if self.comm.rank == 0 and not os.path.isfile(warm_h5) and trainer.cur_epoch == warm:
+            from ..atomic import atomic_path
+            with atomic_path(warm_h5, suffix=".h5") as tmp:
+                self.model.save_weights(tmp)
+        self._mark("warmup", t0)
+
+        # 2. labelled paths of A and the path filter
+        self._phase("paths", lambda: self._path_runner("paths", hp["paths_per_bucket"], hp["filter_init"],
+                                                        repeat=hp["repeatability_paths"]).run())
+        filter_h5 = os.path.join(paths_dir, "path_filter.h5")
+
+        # 3. operation pruning and thresholds
+        def prune():
+            flt = load_filter(filter_h5, filter_h5)
+            return run_pruning(self.space, self.model.config, self.input_size, flt, filter_h5, hp["n_buckets"],
+                               hp["pruning"], hp["seed"], prune_dir, self.log, max(hp["figure_paths_per_bucket"], 1))
+        self._phase("pruning", prune)
+        pruned_json = os.path.join(prune_dir, "pruned_space.json")
+        pruned = load_pruned_space(pruned_json, self.model.config, self.input_size, pruned_json)
+        sampler = PrunedSpaceSampler(pruned, load_filter(filter_h5, filter_h5))
+
+        # 4. path-pruned training
+        t0 = time.time()
+        trainer.set_stages([Stage(0, warm, uniform), Stage(warm, total - warm, sampler)])
+        if not self._done("pruned_training"):
+            trainer.train_until(total)
+            trainer.callback_on_finish()
+            self._mark("pruned_training", t0)
+
+        # 5. the final supernet's paths of Ã and the filter for the search
+        m_final = hp["final_paths_per_bucket"] or hp["paths_per_bucket"]
+        self._phase("paths_final", lambda: self._path_runner("paths_final", m_final, filter_h5,
+                                                              pruned_space=pruned_json).run())
+
+        # 6. Fig. 6
+        self._phase("figures", lambda: self.figure6(pruned, os.path.join(final_dir, "paths.jsonl")))
+        if self.comm.rank == 0:
+            self.write_summary(trainer, pruned)
+        self.monitor.close()
+        return json.load(open(os.path.join(self.out, "summary.json"))) if self.comm.rank == 0 else None
+
+    # --- Fig. 6 and the summary -----------------------------------------------------------------
+    def figure6(self, pruned, final_paths: str):
+        """Validation loss of ``figure_paths_per_bucket`` paths per bucket drawn uniformly from A
+        and from Ã (the latter: the first ones of the final labelled set, themselves uniform)."""
+        k = self.hparams["figure_paths_per_bucket"]
+        if not k:
+            return None
+        import numpy as np
+        from ..pruning import PrunedSpace
+        full = PrunedSpace(self.space, self.model.config, self.input_size, pruned.buckets,
+                           [{} for _ in range(pruned.buckets.n)])
+        gen = np.random.default_rng([self.hparams["seed"], 6])
+        rows = []
+        for b in range(pruned.buckets.n):
+            archs, flops = full.sample_bucket(gen, b, k)
+            for a, f in zip(archs.to_archs(), flops):
+                rows.append({"space": "A", "bucket": b, "flops": float(f), "arch": a.to_dict(),
+                             "val_loss": self.evaluator.validation_loss(a)})
+        ps = PathSet.read(final_paths)
+        per = {}
+        for r in ps:
+            per.setdefault(r.extra["bucket"], []).append(r)
+        for b, recs in sorted(per.items()):
+            for r in recs[:k]:
+                rows.append({"space": "pruned", "bucket": b, "flops": r.flops, "arch": r.arch.to_dict(),
+                             "val_loss": r.val_loss})
+        out = os.path.join(self.out, "fig6_paths.json")
+        if self.comm.rank == 0:
+            write_json_atomic(out, rows, indent=1)
+            plot_figure6(rows, os.path.join(self.out, "fig6_val_loss.png"))
+        return rows
+
+    def write_summary(self, trainer, pruned):
+        sup = json.load(open(os.path.join(trainer.out, "summary.json")))
+        pr = json.load(open(os.path.join(self.out, "pruning", "pruning.json")))
+        q1 = json.load(open(os.path.join(self.out, "paths", "quality.json")))
+        q2 = json.load(open(os.path.join(self.out, "paths_final", "quality.json")))
+        hist = sup["history"]
+        warm = self.hparams["warmup_epochs"]
+        pruned_epochs = [h for h in hist if h["epoch"] >= warm]
+        acc = [h["sampler"]["path_pruning_acceptance"] for h in pruned_epochs
+               if "sampler" in h and "path_pruning_acceptance" in h["sampler"]]
+        sample_s = sum(h.get("sampling_seconds", 0.0) for h in pruned_epochs)
+        train_s = sum(h.get("seconds", 0.0) for h in pruned_epochs)
+        steps = sum(h.get("steps", 0) for h in pruned_epochs)
+        fig6 = None
+        if os.path.isfile(os.path.join(self.out, "fig6_paths.json")):
+            rows = json.load(open(os.path.join(self.out, "fig6_paths.json")))
+            fig6 = {s: float(sum(r["val_loss"] for r in rows if r["space"] == s) /
+                             max(1, sum(1 for r in rows if r["space"] == s))) for s in ("A", "pruned")}
+        summary = {
+            "phases": self.ledger,
+            "total_seconds": round(sum(v["seconds"] for v in self.ledger.values()), 1),
+            "pruned_space": {"size_estimate": pr["size_estimate"], "full_space_size": pr["full_space_size"],
+                             "strategy": pr["strategy"], "thresholds": pr["thresholds"]},
+            "path_pruning_acceptance": float(sum(acc) / len(acc)) if acc else None,
+            "sampling_seconds_per_step": sample_s / max(steps, 1),
+            "sampling_share_of_step": sample_s / max(train_s, 1e-9),
+            "test": sup["test"], "supernet": os.path.join(trainer.out, "supernet.h5"),
+            "path_filter_for_search": os.path.join(self.out, "paths_final", "path_filter.h5"),
+            "filter_quality": {"warmup": q1.get("quality_on_validation_split") or q1.get("quality"),
+                               "final": q2.get("quality_on_validation_split") or q2.get("quality")},
+            "label_repeatability": q1.get("label_repeatability"),
+            "mean_val_loss_fig6": fig6,
+            "history": hist,
+        }
+        write_json_atomic(os.path.join(self.out, "summary.json"), summary, indent=1)
+        main = {k: {m: v.get(m) for m in ("mAP", "AP", "mflops") if m in v} for k, v in sup["test"].items()}
+        self.log(f"DetOFA done in {summary['total_seconds']:.0f}s: |Ã| / |A| = "
+                 f"{pr['size_estimate'].get('ratio') if pr['size_estimate'] else None}, path-pruning acceptance "
+                 f"{summary['path_pruning_acceptance']}, test {main}")
+
+
+def plot_figure6(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for space, c, m in (("A", "tab:gray", "o"), ("pruned", "tab:blue", "^")):
+        sel = [r for r in rows if r["space"] == space]
+        ax.scatter([r["flops"] for r in sel], [r["val_loss"] for r in sel], c=c, marker=m, s=18,
+                   label="uniform from A" if space == "A" else "uniform from pruned space")
+    ax.set_xlabel("MFLOPs")
+    ax.set_ylabel("validation loss (final supernet)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
