@@ -36,3 +36,20 @@ def test_overrides_and_argv_detection():
     assert not is_hydra_argv(["-f", "x.json"]) and not is_hydra_argv(["hparams.epoch=2"])
     with pytest.raises(UserError, match="experiment=detofa/nope"):
         compose_experiment(["experiment=detofa/nope"])
+
+
+def test_nnabla_nas_runs_an_experiment_in_the_hydra_form(tiny_voc, tmp_path, capsys):
+    from nnabla_nas_detofa.cli.main import main
+    out = str(tmp_path / "hydra_run")
+    words = ["experiment=detofa/demo_ofa_uniform", "~dataloader.detofa_voc.synthetic",
+             f"dataloader.detofa_voc.root={tiny_voc}", "dataloader.detofa_voc.input_size=64",
+             "dataloader.detofa_voc.num_workers=0", "network.detofa_resnet50.width_mult=0.0625",
+             "hparams.epoch=1", "hparams.batch_size_train=4", "hparams.mini_batch_train=4",
+             "hparams.batch_size_valid=4", "hparams.mini_batch_valid=4", "hparams.bn_calib_images=8",
+             "+hparams.final_eval=false", "hparams.checkpoint_every=0"]
+    assert main(words + ["-o", out]) == 0
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    assert summary["epochs"] == 1 and summary["network"]["width_mult"] == 0.0625
+    assert main(["experiment=detofa/nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "experiment=detofa/nope" in err[0] and "detofa/demo_ofa_uniform" in err[0]

@@ -253,6 +253,34 @@ def test_space_without_choices_is_searched_through_contains():
     assert len(seen) > 100 and all(space.contains(a) for a in seen)
 
 
+def test_pruned_space_is_searched_through_its_sampler_and_membership():
+    from nnabla_nas_detofa.pruning import PrunedSpace
+    from nnabla_nas_detofa.space import space_buckets
+    buckets = space_buckets(OFA, CFG, SIZE)
+    # per bucket, other choices kept: bucket 0 everything, the rest no expand ratio 0.2 in unit slot 0,
+    # and the top two buckets only the widest stem
+    kept = [{}] + [{"e0": [0.25, 0.35]}] * 2 + [{"e0": [0.25, 0.35], "w0": [2]}] * 2
+    pruned = PrunedSpace(OFA, CFG, SIZE, buckets, kept)
+    seen = []
+
+    def fitness(archs):
+        seen.extend(archs)
+        return toy_fitness(archs)
+
+    c = flops_constraint(budget(0.7), CFG, SIZE)
+    res = regularized_evolution(pruned, fitness, [c], population_size=20, sample_size=5, generations=5, seed=0)
+    assert res.settings["space"] == "ofa/pruned"
+    truncation_evolution(pruned, fitness, [c], population_size=20, generations=2, seed=0)
+    random_search(pruned, fitness, [c], n_calls=60, seed=0)
+    assert len(seen) > 150 and all(pruned.contains(a) for a in seen)
+    assert any(pruned.bucket_of(a) >= 1 for a in seen)          # the kept choices were tested, not avoided
+    with pytest.raises(SearchError, match="needs sample"):
+        regularized_evolution(object(), toy_fitness)
+    comp = get_space("compofa")
+    pruned_comp = PrunedSpace(comp, CFG, SIZE, space_buckets(comp, CFG, SIZE), [{}] * 5)
+    assert [g.name for g in genes(pruned_comp)][3:7] == ["dw1", "dw2", "dw3", "dw4"]   # the base's coupling
+
+
 # --- truncation evolution and random search --------------------------------------------------
 def test_truncation_parents_are_the_top_quarter_and_children_split_half_half(monkeypatch):
     made = {"mutation": [], "crossover": []}

@@ -1,10 +1,19 @@
-"""``nnabla_nas -f EXP.json`` / ``python -m nnabla_nas_detofa run -f EXP.json``: run an experiment."""
+"""``nnabla_nas -f EXP.json`` / ``python -m nnabla_nas_detofa run -f EXP.json``: run an experiment.
+
+NNablaNAS 0.15's hydra form works too: ``nnabla_nas experiment=detofa/demo_detofa [key=value ...]``
+composes the experiment from ``configs/`` (``cli.hydra_configs``), flags still win."""
 from ..reading import read_json
 from .errors import UserError
 
 
-def add_run_args(p):
-    p.add_argument("-f", "--file", required=True, help="experiment JSON (NNablaNAS JSON-era schema)")
+def add_run_args(p, overrides: bool = False):
+    """The run flags; ``overrides``: also hydra ``key=value`` words (``experiment=detofa/NAME``)."""
+    if overrides:
+        p.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="hydra form instead of -f: experiment=detofa/NAME [hparams.epoch=3 ...]")
+        p.add_argument("-f", "--file", help="experiment JSON (NNablaNAS JSON-era schema)")
+    else:
+        p.add_argument("-f", "--file", required=True, help="experiment JSON (NNablaNAS JSON-era schema)")
     p.add_argument("-c", "--context", choices=("cpu", "cudnn", "cuda"), help="NNabla context (JSON: args.context)")
     p.add_argument("-d", "--device-id", help="GPU id (JSON: args.device_id)")
     p.add_argument("-t", "--type-config", choices=("float", "half", "mixed_half"), help="JSON: args.type_config")
@@ -35,10 +44,24 @@ def merge_flags(conf, args):
     return conf
 
 
+def experiment_of(args):
+    """(experiment dict, source name) from ``-f FILE`` or the hydra ``key=value`` words."""
+    words = list(getattr(args, "overrides", None) or [])
+    if args.file and words:
+        raise UserError(f"give either -f {args.file} or hydra words ({' '.join(words)}), not both")
+    if args.file:
+        return load_experiment(args.file), args.file
+    from .hydra_configs import compose_experiment, is_hydra_argv
+    if not is_hydra_argv(words):
+        raise UserError("give an experiment: -f EXPERIMENT.json, or experiment=detofa/NAME [key=value ...]")
+    return compose_experiment(words), " ".join(words)
+
+
 def run_from_args(args):
-    conf = merge_flags(load_experiment(args.file), args)   # file errors come before nnabla is imported
+    conf, source = experiment_of(args)        # file errors come before nnabla is imported
+    conf = merge_flags(conf, args)
     from ..runners.launch import run_experiment
-    return run_experiment(conf, source=args.file)
+    return run_experiment(conf, source=source)
 
 
 def register(sub):

@@ -9,6 +9,7 @@ COMMAND_MODULES = (
     "nnabla_nas_detofa.cli.cmd_evaluate",
     "nnabla_nas_detofa.cli.cmd_path_filter",
     "nnabla_nas_detofa.cli.cmd_transfer",
+    "nnabla_nas_detofa.cli.cmd_prune",
     "nnabla_nas_detofa.cli.cmd_latency",
 )
 

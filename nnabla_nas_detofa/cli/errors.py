@@ -22,6 +22,7 @@ USER_ERROR_TYPES = (
     ("nnabla_nas_detofa.evaluation.coco_ap", ("ResultsError",)),
     ("nnabla_nas_detofa.path_filter.model", ("PathFilterError",)),
     ("nnabla_nas_detofa.path_filter.pathset", ("PathSetError",)),
+    ("nnabla_nas_detofa.pruning.operations", ("PruningError",)),
 )
 
 

@@ -33,9 +33,10 @@ def available() -> List[str]:
 
 
 def is_hydra_argv(argv: Sequence[str]) -> bool:
-    """Hydra style: ``key=value`` words (``experiment=...`` among them) and no ``-f``."""
+    """Hydra style: override words (``key=value``, ``+key=value``, ``~key``), ``experiment=...`` among them."""
     words = [a for a in argv if not a.startswith("-")]
-    return bool(words) and all("=" in a for a in words) and any(a.startswith("experiment=") for a in words)
+    return bool(words) and all("=" in a or a.startswith("~") for a in words) and \
+        any(a.startswith("experiment=") for a in words)
 
 
 def compose_experiment(overrides: Sequence[str]) -> dict:

@@ -11,8 +11,9 @@ def main(argv=None):
     parser = OneLineParser(
         prog="nnabla_nas",
         description="NNablaNAS launcher with DetOFA (replaces nnabla-nas 0.15.0's console script, which "
-                    "needs hydra and CUDA): nnabla_nas -f EXPERIMENT.json [-c cpu|cudnn] [-o OUT]")
-    add_run_args(parser)
+                    "needs hydra and CUDA): nnabla_nas -f EXPERIMENT.json [-c cpu|cudnn] [-o OUT], or NNablaNAS "
+                    "0.15's hydra form: nnabla_nas experiment=detofa/NAME [key=value ...]")
+    add_run_args(parser, overrides=True)
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:      # -h, or a usage error already printed on one line
@@ -21,6 +22,7 @@ def main(argv=None):
         run_from_args(args)
     except user_errors() as err:
         msg = one_line(err)
-        print(f"error: {msg if args.file in msg else f'{args.file}: {msg}'}", file=sys.stderr)
+        src = args.file or " ".join(args.overrides)
+        print(f"error: {msg if src in msg else f'{src}: {msg}'}", file=sys.stderr)
         return 2
     return 0

@@ -113,6 +113,15 @@ class DetOFARunner(Runner):
         self.log(f"Data: training on {len(tr.dataset)} images ({tr.dataset.split}); validation images "
                  f"{len(va.dataset)} ({va.dataset.split}); test split {self.dataloader['test'].dataset.split}")
 
-    # Runner's abstract hooks our runners do not use
+    # NNablaNAS Runner hooks: what a runner without its own epoch loop does at these points
+    def callback_on_start(self):
+        self.log_splits()
+
+    def callback_on_epoch_end(self):
+        self.monitor.write(self.cur_epoch)
+
+    def callback_on_finish(self):
+        self.monitor.close()
+
     def valid_on_batch(self):
         raise RuntimeError(f"{type(self).__name__} validates paths through PathEvaluator")

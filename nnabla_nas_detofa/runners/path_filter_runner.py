@@ -88,15 +88,6 @@ class DetOFAPathFilterRunner(DetOFARunner):
     def train_on_batch(self, key="train"):
         raise RuntimeError("DetOFAPathFilterRunner does not train the supernet")
 
-    def callback_on_start(self):
-        pass
-
-    def callback_on_epoch_end(self):
-        pass
-
-    def callback_on_finish(self):
-        self.monitor.close()
-
     # --- steps -------------------------------------------------------------------------------
     def sample_paths(self):
         hp = self.hparams
@@ -187,7 +178,7 @@ class DetOFAPathFilterRunner(DetOFARunner):
         sample = self.sample_paths()
         self.log(f"Sampled {len(sample)} paths in {sample.buckets.n} FLOPs buckets "
                  f"[{sample.buckets.lo:.1f}, {sample.buckets.hi:.1f}] MFLOPs")
-        self.log_splits()
+        self.callback_on_start()
         evaluator = self.evaluator
         pathset = self.label_paths(sample.records(), evaluator)
         t_label = time.time() - t0

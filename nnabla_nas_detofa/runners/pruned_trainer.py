@@ -18,12 +18,12 @@ import time
 import numpy as np
 
 from ..atomic import write_json_atomic
-from ..pruning import STRATEGIES, PrunedSpace, filter_id, prune_space
+from ..pruning import STRATEGIES, PrunedSpace, StepDrawer, filter_id, prune_space
 from ..space import Arch, mflops, space_from_spec
 from .base import DetOFARunner, space_spec
 from .schema import Choice, Int, Num, Obj, Str
 from .supernet_trainer import HPARAMS as TRAINER_HPARAMS
-from .supernet_trainer import DetOFASupernetTrainer, Stage
+from .supernet_trainer import DetOFASupernetTrainer, Stage, step_rng
 
 PRUNING_OPTIONS = {
     "strategy": Choice(STRATEGIES, default="flops_score_all"),
@@ -48,21 +48,28 @@ def load_filter(path: str, where: str):
 class PrunedSpaceSampler:
     """Trainer sampler over Ã (optionally path-pruned); see module doc."""
 
-    def __init__(self, pruned: PrunedSpace, path_filter=None, name: str = "pruned"):
+    def __init__(self, pruned: PrunedSpace, path_filter=None, name: str = "pruned", block: int = 64):
         self.pruned = pruned
         use = path_filter is not None and pruned.thresholds is not None
         self.sampler = pruned.sampler(scorer=path_filter if use else None, thresholds=pruned.thresholds if use else None)
         self.path_pruning = use
-        self.name = name
+        self.name, self.block = name, int(block)
+        self._drawers = {}
         self._reset()
 
     def _reset(self):
         self.draws = self.candidates = self.scored = 0
         self.seconds = 0.0
 
-    def sample(self, rng) -> Arch:
+    def sample_step(self, seed: int, step: int) -> Arch:
+        """The path of global step ``step``: drawn in blocks of ``block`` steps aligned on the step
+        number (``pruning.StepDrawer``), so every rank and a resumed run draw the same paths and the
+        path filter scores whole blocks at once."""
+        drawer = self._drawers.get(seed)
+        if drawer is None:
+            drawer = self._drawers[seed] = StepDrawer(self.sampler, lambda t: step_rng(seed, t), self.block)
         t = time.perf_counter()
-        sp = self.sampler.sample(rng)
+        sp = drawer.path(step)
         self.seconds += time.perf_counter() - t
         self.draws += 1
         self.candidates += sp.candidates

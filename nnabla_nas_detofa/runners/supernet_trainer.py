@@ -8,7 +8,7 @@ the stage epochs add up to ``epoch``, every stage runs its own learning-rate sch
 fresh optimizer state, and when a stage makes narrower widths or expand ratios trainable the
 channels are first sorted by importance (``nets.reorganize``).
 
-The path of each step comes from a *sampler* (``sample(rng) -> Arch``); the DetOFA pipeline
+The path of each step comes from a *sampler* (``sample_step(seed, step) -> Arch``); the DetOFA pipeline
 swaps in the pruned-space sampler after its warm-up (``set_stages``). Every rank draws the same
 path each step (the generator is seeded by the global step), so gradients all-reduce over one
 path. Checkpoints are atomic and a killed run resumes from the output folder, to the same end.
@@ -78,8 +78,9 @@ class UniformSampler:
         self.space, self.mode = space, mode
         self.name = space.name
 
-    def sample(self, rng: random.Random) -> Arch:
-        return self.space.sample(rng, mode=self.mode)
+    def sample_step(self, seed: int, step: int) -> Arch:
+        """The path of global step ``step`` (the same on every rank and after a resume)."""
+        return self.space.sample(step_rng(seed, step), mode=self.mode)
 
     def extreme(self, largest: bool) -> Arch:
         return self.space.extreme(largest)
@@ -280,7 +281,7 @@ class DetOFASupernetTrainer(DetOFARunner):
             sample_s = 0.0
             for i in range(self.start_step, self.one_epoch_train):
                 ts = time.perf_counter()
-                arch = stage.sampler.sample(step_rng(self.seed, self.global_step))
+                arch = stage.sampler.sample_step(self.seed, self.global_step)
                 sample_s += time.perf_counter() - ts
                 self.model.set_arch(arch)
                 self.update_graph("train")

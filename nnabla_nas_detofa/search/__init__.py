@@ -12,7 +12,8 @@ from .constraints import (Constraint, Feasibility, SearchError, flops_constraint
 from .costs import AdditiveCost, MissingLayer
 from .fitness import Evaluator, path_filter_fitness
 from .latency import LatencyTable, LatencyTableError, entries_from_times
-from .operators import Gene, crossover, differing_genes, genes, mutate, resample_mutate, sample_feasible
+from .operators import (Gene, SampledSpace, crossover, differing_genes, genes, mutate, resample_mutate,
+                        sample_feasible, searchable)
 from .random_search import random_search
 from .regularized import Member, RegularizedEvolution, regularized_evolution
 from .result import SearchResult

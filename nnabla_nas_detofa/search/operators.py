@@ -11,7 +11,7 @@ import random
 from typing import List, NamedTuple, Sequence, Tuple
 
 from ..space.arch import N_SLOTS, N_STAGES, Arch
-from ..space.layers import decision_choices
+from ..space.layers import _with_choices, decision_choices
 from ..space.spaces import _allowed
 from .constraints import Feasibility, SearchError
 
@@ -48,9 +48,41 @@ def _canonical(space, ch):
     return out
 
 
+class SampledSpace:
+    """A space offered as ``contains`` + ``sampler().sample(rng).arch`` (``pruning.PrunedSpace``:
+    exact uniform draws from Ã) seen as the search sees a space: ``sample(rng)``, ``contains``,
+    and the choices (and CompOFA* pairs) of its base space ``space.space`` for mutation."""
+
+    def __init__(self, space):
+        self.inner = space
+        self._sampler = space.sampler()
+        base = getattr(space, "space", None)
+        self.name = f"{getattr(base, 'name', 'space')}/pruned" if base is not None else type(space).__name__
+        for attr in ("choices", "coupled", "pairs"):
+            if hasattr(base, attr):
+                setattr(self, attr, getattr(base, attr))
+
+    def sample(self, rng):
+        return self._sampler.sample(rng).arch
+
+    def contains(self, arch) -> bool:
+        return self.inner.contains(arch)
+
+
+def searchable(space):
+    """``space`` itself when it has ``sample(rng)`` and ``contains(arch)``; a ``SampledSpace`` for
+    one that samples through ``sampler()`` (the pruned space); else a SearchError."""
+    if callable(getattr(space, "sample", None)) and callable(getattr(space, "contains", None)):
+        return space
+    if callable(getattr(space, "sampler", None)) and callable(getattr(space, "contains", None)):
+        return SampledSpace(space)
+    raise SearchError(f"space {space!r}: a search space needs sample(rng) (or sampler()) and contains(arch)")
+
+
 def genes(space) -> List[Gene]:
     """The genes of ``space``, stem first, then stages, then the 18 expand slots."""
     ch = _canonical(space, decision_choices(space))
+    space = _with_choices(space) or space   # a pruned space: its base space's coupling
     coupled = bool(getattr(space, "coupled", False)) and isinstance(getattr(space, "pairs", None), dict)
     out = [Gene("d0", (("d", 0),), tuple((v,) for v in ch[("d", 0)])),
            Gene("w0", (("w", 0),), tuple((v,) for v in ch[("w", 0)])),

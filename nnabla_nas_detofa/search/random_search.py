@@ -5,7 +5,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 from .constraints import Constraint, Feasibility, SearchError
 from .fitness import Evaluator, Fitness
-from .operators import sample_feasible
+from .operators import sample_feasible, searchable
 from .regularized import _positive_int
 from .result import SearchResult, make_result
 
@@ -19,6 +19,7 @@ def random_search(space, fitness: Fitness, constraints: Sequence[Constraint] = (
     _positive_int("n_calls", n_calls)
     _positive_int("batch_size", batch_size)
     max_draws = max_draws or 20 * n_calls
+    space = searchable(space)
     rng = random.Random(seed)
     feas = Feasibility(space, constraints)
     ev = Evaluator(fitness, max_calls=n_calls, memo=memo)

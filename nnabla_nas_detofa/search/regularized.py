@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 from ..space.arch import Arch
 from .constraints import Constraint, Feasibility, SearchError
 from .fitness import Evaluator, Fitness
-from .operators import DEFAULT_MAX_TRIES, genes, mutate, pick_distinct, sample_feasible
+from .operators import DEFAULT_MAX_TRIES, searchable, genes, mutate, pick_distinct, sample_feasible
 from .result import SearchResult, make_result
 
 
@@ -70,6 +70,7 @@ class RegularizedEvolution:
         self.max_changes = _positive_int("max_changes", max_changes)
         if max_calls is not None and _positive_int("max_calls", max_calls) < self.P:
             raise SearchError(f"max_calls={max_calls} cannot score the initial population of {self.P}")
+        space = searchable(space)
         self.space, self.seed, self.metrics, self.max_tries = space, seed, metrics, max_tries
         self.rng = random.Random(seed)
         self.feasibility = Feasibility(space, constraints)

@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from ..space.arch import Arch
 from .constraints import Constraint, Feasibility, SearchError
 from .fitness import Evaluator, Fitness
-from .operators import DEFAULT_MAX_TRIES, crossover, genes, resample_mutate, sample_feasible
+from .operators import DEFAULT_MAX_TRIES, searchable, crossover, genes, resample_mutate, sample_feasible
 from .regularized import _positive_int
 from .result import SearchResult, make_result
 
@@ -35,6 +35,7 @@ class TruncationEvolution:
         self.parent_ratio, self.mutation_ratio, self.mutate_prob = parent_ratio, mutation_ratio, mutate_prob
         if max_calls is not None and _positive_int("max_calls", max_calls) < self.P:
             raise SearchError(f"max_calls={max_calls} cannot score the initial population of {self.P}")
+        space = searchable(space)
         self.space, self.seed, self.metrics, self.max_tries = space, seed, metrics, max_tries
         self.rng = random.Random(seed)
         self.feasibility = Feasibility(space, constraints)

@@ -65,6 +65,20 @@ class Arch:
         ee = tuple(v if SLOT_POS[i] < depth[SLOT_STAGE[i]] else None for i, v in enumerate(e))
         object.__setattr__(self, "_key", (d, ee, w))
 
+    @classmethod
+    def _trusted(cls, d: tuple, e: tuple, w: tuple, key: Optional[Tuple] = None) -> "Arch":
+        """An Arch from values already known valid (tuples of ints / expand choices), without the
+        per-value checks: for code that builds many archs from validated index arrays (``key``,
+        when given, is the equality key those arrays computed)."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "d", d)
+        object.__setattr__(self, "e", e)
+        object.__setattr__(self, "w", w)
+        if key is None:
+            key = (d, tuple(e[i] if self.slot_active(i) else None for i in range(N_SLOTS)), w)
+        object.__setattr__(self, "_key", key)
+        return self
+
     def __setattr__(self, name, value):
         raise AttributeError("Arch is immutable")
 

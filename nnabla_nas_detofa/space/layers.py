@@ -13,28 +13,21 @@ A path of the detector is a sequence of :class:`Layer` s, in network order:
 A layer is identified by what decides its cost (kind, input size, channels, stride), not by its
 position: two units of a stage with the same widths are the same layer. Every operation of the
 network belongs to exactly one layer, so a per-layer latency table sums to a whole network.
-``layer_macs`` summed over a path is the one FLOPs definition (``flops.py`` is written on it)
-and ``layer_params`` the one parameter count (``params.py``).
+``layer_macs`` uses ``flops.py``'s formulas (summed over a path: the FLOPs definition, tested)
+and ``layer_params`` is the one parameter count (``params.py``).
 """
 from typing import Dict, Iterable, List, NamedTuple, Tuple
 
 from .arch import (BASE_DEPTHS, DEPTH_CHOICES, EXPAND_CHOICES, N_STAGES, STAGE_FIRST_SLOT, STAGE_STRIDES,
                    STEM_DEPTH_CHOICES, WIDTH_CHOICES, Arch)
 from .config import SupernetConfig
+from .flops import _down as down
+from .flops import conv_macs, stage_input_sizes, unit_macs
 
 KINDS = ("stem_conv1", "stem_res", "stem_conv3", "bottleneck", "deconv", "heads")
 BACKBONE_KINDS = KINDS[:4]
 HEAD_OUTPUTS = (2, 2)  # size and offset heads, after the C-channel heatmap head
 DECONV_KERNEL = 4
-
-
-def conv_macs(out_size: int, cin: int, cout: int, k: int, groups: int = 1) -> int:
-    return cin * cout * k * k * out_size * out_size // groups
-
-
-def down(size: int, stride: int) -> int:
-    """Output size of a stride-``stride`` layer (3x3 pad 1 conv, ceil-mode pooling)."""
-    return (size - 1) // stride + 1
 
 
 class Layer(NamedTuple):
@@ -70,13 +63,8 @@ class Layer(NamedTuple):
 # --- building blocks of the decomposition (also used to tabulate costs per choice) ------------
 def stage_sizes(input_size: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
     """(input size of each stage, output size of each stage)."""
-    s = down(down(input_size, 2), 2)  # stem conv1 (s2), max-pool (s2)
-    ins, outs = [], []
-    for st in STAGE_STRIDES:
-        ins.append(s)
-        s = down(s, st)
-        outs.append(s)
-    return tuple(ins), tuple(outs)
+    ins = stage_input_sizes(input_size)
+    return ins, tuple(down(s, st) for s, st in zip(ins, STAGE_STRIDES))
 
 
 def stem_layers(cfg: SupernetConfig, input_size: int, w_mid: int, w_out: int, residual: bool) -> List[Layer]:
@@ -133,16 +121,15 @@ def path_layers(arch, cfg: SupernetConfig, input_size: int, part: str = "detecto
 # --- costs of one layer ----------------------------------------------------------------------
 def layer_macs(layer: Layer) -> int:
     """Multiply-accumulates of the conv / deconv layers of ``layer`` (pooling, BN, activations and
-    additions are not counted, as in once-for-all)."""
+    additions are not counted, as in once-for-all), with ``flops.py``'s formulas; summed over a
+    path they equal ``flops.backbone_macs + head_macs`` (tested)."""
     k, s, o = layer.kind, layer.size, layer.out_size
     if k in ("stem_conv1", "stem_res"):
         return conv_macs(o, layer.cin, layer.cout, 3)
     if k == "stem_conv3":
         return conv_macs(s, layer.cin, layer.cout, 3)  # the conv runs before the max-pool
     if k == "bottleneck":
-        m = layer.mid
-        macs = conv_macs(s, layer.cin, m, 1) + conv_macs(o, m, m, 3) + conv_macs(o, m, layer.cout, 1)
-        return macs + (conv_macs(o, layer.cin, layer.cout, 1) if layer.shortcut else 0)
+        return unit_macs(s, layer.cin, layer.mid, layer.cout, layer.stride, layer.shortcut)
     if k == "deconv":
         return layer.cin * layer.cout * DECONV_KERNEL ** 2 * s * s  # every input pixel scatters the kernel
     if k == "heads":
@@ -169,11 +156,21 @@ def layer_params(layer: Layer) -> int:
 
 
 # --- every layer of a space ------------------------------------------------------------------
+def _with_choices(space):
+    """``space`` if it has ``choices``, else its base space ``space.space`` if that has them (a
+    pruned space), else None."""
+    for sp in (space, getattr(space, "space", None)):
+        if isinstance(getattr(sp, "choices", None), dict):
+            return sp
+    return None
+
+
 def decision_choices(space) -> Dict:
-    """``space.choices`` when the space has them, else the full OFA choices (a superset)."""
-    ch = getattr(space, "choices", None)
-    if isinstance(ch, dict):
-        return ch
+    """The choices of every decision of ``space`` (of its base space ``space.space`` for a pruned
+    space); the full OFA choices (a superset) for a space known only by ``contains``."""
+    sp = _with_choices(space)
+    if sp is not None:
+        return sp.choices
     from .spaces import decision_points
     full = {}
     for kind, i in decision_points():
@@ -184,9 +181,10 @@ def decision_choices(space) -> Dict:
 
 def stage_options(space, stage: int) -> List[Tuple[int, int]]:
     """The (depth, width index) settings ``stage`` may take in ``space`` (CompOFA*: its pairs)."""
+    sp = _with_choices(space) or space
+    if getattr(sp, "coupled", False) and isinstance(getattr(sp, "pairs", None), dict):
+        return list(sp.pairs[stage])
     ch = decision_choices(space)
-    if getattr(space, "coupled", False) and isinstance(getattr(space, "pairs", None), dict):
-        return list(space.pairs[stage])
     return [(d, w) for d in ch[("d", stage + 1)] for w in ch[("w", stage + 2)]]
 
 

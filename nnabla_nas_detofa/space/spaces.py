@@ -4,8 +4,9 @@ A decision point is one place where a path chooses: ``("d", i)`` (stem / stage d
 ``("w", j)`` (a width index) or ``("e", k)`` (one unit slot's expand ratio). A space keeps, for
 every decision point, the tuple of allowed choices. CompOFA* couples each stage's depth and width.
 """
+import itertools
 import random
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from .arch import (DEPTH_CHOICES, EXPAND_CHOICES, N_SLOTS, N_STAGES, STAGE_FIRST_SLOT,
                    BASE_DEPTHS, STEM_DEPTH_CHOICES, WIDTH_CHOICES, Arch, ArchError)
@@ -76,7 +77,7 @@ class SearchSpace:
         return arch
 
     # --- size --------------------------------------------------------------------------------
-    def _stage_options(self, s: int) -> List[Tuple[int, int, int]]:
+    def stage_options(self, s: int) -> List[Tuple[int, int, int]]:
         """(depth, width index, number of expand combinations) for every allowed stage setting."""
         first = STAGE_FIRST_SLOT[s]
         if self.coupled:
@@ -95,8 +96,26 @@ class SearchSpace:
         """Exact number of distinct networks (dropped slots' expand ratios do not count)."""
         n = len(self.choices[("d", 0)]) * len(self.choices[("w", 0)]) * len(self.choices[("w", 1)])
         for s in range(N_STAGES):
-            n *= sum(c for _, _, c in self._stage_options(s))
+            n *= sum(c for _, _, c in self.stage_options(s))
         return n
+
+    def iter_paths(self, limit: int = 1_000_000) -> Iterator[Arch]:
+        """Every distinct network of the space once (dropped slots take their first allowed
+        ratio), for spaces of at most ``limit`` paths (tests, exact counts)."""
+        if self.size() > limit:
+            raise SpaceError(f"space '{self.name}' has {self.size()} paths, more than limit={limit} to enumerate")
+        stem = itertools.product(self.choices[("d", 0)], self.choices[("w", 0)], self.choices[("w", 1)])
+        stages = [[(d, w) for d, w, _ in self.stage_options(s)] for s in range(N_STAGES)]
+        for (d0, w0, w1), *dws in itertools.product(list(stem), *stages):
+            d = [d0] + [dw[0] for dw in dws]
+            w = [w0, w1] + [dw[1] for dw in dws]
+            active = Arch(d, [EXPAND_CHOICES[0]] * N_SLOTS, w).active_slots()
+            fixed = [self.choices[("e", k)][0] for k in range(N_SLOTS)]
+            for es in itertools.product(*[self.choices[("e", k)] for k in active]):
+                e = list(fixed)
+                for k, v in zip(active, es):
+                    e[k] = v
+                yield Arch(d, e, w)
 
     # --- sampling ----------------------------------------------------------------------------
     def sample(self, rng: Optional[random.Random] = None, mode: str = "decision") -> Arch:
@@ -108,7 +127,7 @@ class SearchSpace:
         d = [rng.choice(self.choices[("d", 0)])] + [0] * N_STAGES
         w = [rng.choice(self.choices[("w", 0)]), rng.choice(self.choices[("w", 1)])] + [0] * N_STAGES
         for s in range(N_STAGES):
-            opts = self._stage_options(s)
+            opts = self.stage_options(s)
             if mode == "path":
                 dd, ww, _ = rng.choices(opts, weights=[c for _, _, c in opts])[0]
             elif self.coupled:
