@@ -5,7 +5,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ORDER = ("bench_flops", "bench_train_step", "bench_loader", "bench_path_filter", "bench_pruning")
+ORDER = ("bench_flops", "bench_train_step", "bench_loader", "bench_path_filter", "bench_pruning", "bench_search")
 
 
 def main(names=None):

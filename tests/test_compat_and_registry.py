@@ -15,9 +15,10 @@ HEAVY = ("nnabla", "nnabla_nas", "nnabla_ext", "hydra", "omegaconf", "pycocotool
 
 
 def test_arch_math_imports_nothing_heavy():
-    # space/, pruning/ (and the package itself) must stay numpy-only: no nnabla, NNablaNAS, hydra, pycocotools, cv2
+    # space/, pruning/, search/ (and the package itself) must stay numpy-only: no nnabla, NNablaNAS, hydra,
+    # pycocotools, cv2
     code = ("import sys, nnabla_nas_detofa, nnabla_nas_detofa.space, nnabla_nas_detofa.space.bucket_sampling,"
-            " nnabla_nas_detofa.space.batch, nnabla_nas_detofa.pruning;"
+            " nnabla_nas_detofa.space.batch, nnabla_nas_detofa.pruning, nnabla_nas_detofa.search;"
             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -51,6 +51,8 @@ def flag_cases(d):
         (["check-data", f"voc:{d / 'voc'}"], ["--workers"]),
         (["path-filter", "train", "--paths", paths, "-o", str(d / "never")],
          ["--epochs", "--seed", "--lr", "--batch-size", "--input-size"] + net),
+        (["measure-latency", "--input-size", "64", "-o", str(d / "never")],
+         ["--input-size", "--batch", "--warmup", "--repeats", "--group", "--validate", "--seed"] + net),
     ]
 
 

@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "nnabla_nas_detofa.cli.cmd_transfer",
     "nnabla_nas_detofa.cli.cmd_prune",
     "nnabla_nas_detofa.cli.cmd_export",
+    "nnabla_nas_detofa.cli.cmd_latency",
 )
 
 

@@ -47,11 +47,22 @@ class Arch:
     __slots__ = ("d", "e", "w", "_key")
 
     def __init__(self, d: Sequence[int], e: Sequence[float], w: Sequence[int], where: str = "arch"):
-        d, e, w = _check(d, e, w, where)
+        self._set(*_check(d, e, w, where))
+
+    @classmethod
+    def trusted(cls, d: tuple, e: tuple, w: tuple) -> "Arch":
+        """An Arch from values known to be valid (tuples of ints / canonical expand ratios taken
+        from validated archs and spaces), without re-validating them: the search's children."""
+        arch = cls.__new__(cls)
+        arch._set(d, e, w)
+        return arch
+
+    def _set(self, d: tuple, e: tuple, w: tuple) -> None:
         object.__setattr__(self, "d", d)
         object.__setattr__(self, "e", e)
         object.__setattr__(self, "w", w)
-        ee = tuple(e[i] if self.slot_active(i) else None for i in range(N_SLOTS))
+        depth = [BASE_DEPTHS[st] + d[st + 1] for st in range(N_STAGES)]
+        ee = tuple(v if SLOT_POS[i] < depth[SLOT_STAGE[i]] else None for i, v in enumerate(e))
         object.__setattr__(self, "_key", (d, ee, w))
 
     @classmethod
@@ -84,7 +95,7 @@ class Arch:
         return self.d[0] == MAX_DEPTH
 
     def active_slots(self) -> List[int]:
-        return [i for i in range(N_SLOTS) if self.slot_active(i)]
+        return [i for i, v in enumerate(self._key[1]) if v is not None]
 
     # --- conversions -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -127,6 +138,9 @@ class Arch:
         return f"Arch(d={list(self.d)}, e={list(self.e)}, w={list(self.w)})"
 
 
+_EXACT_EXPAND = {c: c for c in EXPAND_CHOICES}  # the common case of _check, without the tolerance loop
+
+
 def _finite(v) -> bool:
     try:
         return math.isfinite(v)
@@ -148,6 +162,8 @@ def _check(d, e, w, where) -> Tuple[tuple, tuple, tuple]:
         return list(v)
 
     def as_int(v, name, i):
+        if type(v) is int and 0 <= v <= 2:  # the common case: every valid depth and width index
+            return v
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v) or int(v) != v:
             raise ArchError(f"{where}['{name}'][{i}]={_short(v)}: expected an integer")
         return int(v)
@@ -168,6 +184,10 @@ def _check(d, e, w, where) -> Tuple[tuple, tuple, tuple]:
                             f"(indexing {list(WIDTH_CHOICES)})")
     ee = []
     for i, v in enumerate(e):
+        k = _EXACT_EXPAND.get(v) if type(v) is float else None
+        if k is not None:
+            ee.append(k)
+            continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
             raise ArchError(f"{where}['e'][{i}]={_short(v)}: expected a number")
         k = _expand_key(v)
