@@ -1,28 +1,58 @@
 """Training and fine-tuning the path filter (DetOFA §3.1).
 
-80/20 split (stratified by bucket), Adam, mini-batches of random paths whose within-bucket pairs
-(all pairs for the ablation) make the FLOPs-bounded loss; after every epoch the validation loss
-(the same loss over the validation split's pairs) is measured and the best weights are kept (the
-starting weights count as epoch 0, so fine-tuning never ends worse on validation than it began).
-Everything random (initial weights, split, batch order) follows ``seed``.
+Data: the path set is split bucket by bucket (stratified) into train / validation and, with
+``test_fraction`` > 0, a test split that neither trains the filter nor selects its checkpoint, so
+quality reported on it is an honest held-out figure (``held_out_quality``).
+
+Pairs (DETOFA.md Eq. 4-5): every mini-batch is drawn from one FLOPs bucket and every pair of
+distinct paths in it counts (``batch_pairs``), so all of a step's pairs are within-bucket pairs;
+an epoch visits every training path once, the batches of all buckets in random order. The
+ablation ``flops_bounded=False`` draws batches from all buckets and counts every pair, across
+buckets too.
+
+Model selection: after every epoch the validation split is scored; the checkpoint with the best
+validation *within-bucket Kendall tau* is kept (``select='loss'``: the lowest validation loss, the
+paper's rule); only a strict improvement counts. Training stops after ``patience`` epochs without
+improvement or at the ``epochs`` cap. A filter trained from scratch is always trained for at
+least one epoch and never returns its untrained weights; fine-tuning counts its starting weights
+as epoch 0, so it never ends worse on validation than it began.
+
+Each step runs the network's forward and backward passes in numpy (``numpy_net``; tested equal
+to the NNabla graph's and its ``backward()``) and updates the NNabla parameters with NNabla's Adam
+solver (L2 weight decay through the solver). ``ensemble`` > 1 trains that many members with seeds
+``seed, seed + 1, ...`` on the same split and returns a filter that averages their scores.
+Everything random (initial weights, split, batch order) follows ``seed``: the same call gives the
+same filter.
 
 Transfer (the paper's pre-train / fine-tune): ``train_path_filter(source_set)`` then
 ``train_path_filter(target_set, init=filter_or_h5)``; the fine-tuned filter keeps the initial
 filter's vocabulary and switches and takes the target's buckets.
 """
+import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Union
 
 import numpy as np
 
 from ..space import Buckets, SearchSpace, SupernetConfig, space_buckets
-from .loss import pair_targets, pairwise_hinge_loss, pairwise_hinge_loss_nn
-from .model import PathFilter, PathFilterConfig, PathFilterError, SEQ_LEN, default_vocabulary
+from .loss import pair_targets, pairwise_hinge_loss
+from .model import PathFilter, PathFilterConfig, PathFilterError, default_vocabulary
+from .numpy_net import pair_loss_grad
 from .pathset import PathSet
-from .quality import quality_report
+from .quality import kendall_tau_within, quality_report
 
 MIN_PATHS = 10
+SELECT = ("tau", "loss")
+LOSS_ON = ("logit", "score")
+DEFAULTS = dict(epochs=150, patience=25, batch_size=32, lr=1e-3, wide_lr=3e-2, weight_decay=0.0, val_fraction=0.2,
+                test_fraction=0.0, ensemble=1, select="tau", wide=True, loss_on="logit")
+
+
+class Split(NamedTuple):
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
 
 
 @dataclass
@@ -31,41 +61,62 @@ class TrainResult:
     buckets: Buckets
     train_index: np.ndarray
     val_index: np.ndarray
+    test_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     history: List[Dict] = field(default_factory=list)
     best_epoch: int = 0
     best_val_loss: float = float("nan")
+    best_val_tau: float = float("nan")
+    stopped: str = ""
     seconds: float = 0.0
+    members: List[Dict] = field(default_factory=list)
 
     def quality(self, pathset: PathSet, ratios=None) -> Dict:
-        """Quality report of the filter on ``pathset`` (e.g. the validation split or a test set),
-        with the FLOPs-only baseline; buckets are the training buckets."""
+        """Quality report of the filter on ``pathset`` with the FLOPs-only baseline; buckets are the
+        training buckets."""
         return evaluate(self.filter, pathset, buckets=self.buckets, **({} if ratios is None else {"ratios": ratios}))
 
+    def summary(self) -> Dict:
+        return {"best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
+                "best_val_kendall_tau_within": self.best_val_tau, "stopped": self.stopped,
+                "seconds": self.seconds, "n_train": int(len(self.train_index)), "n_val": int(len(self.val_index)),
+                "n_test": int(len(self.test_index)), "members": self.members}
 
-def evaluate(flt: PathFilter, pathset: PathSet, buckets: Optional[Buckets] = None, **kw) -> Dict:
-    """``quality_report`` of ``flt`` on ``pathset`` (buckets: the filter's unless given)."""
+
+def evaluate(flt, pathset: PathSet, buckets: Optional[Buckets] = None, **kw) -> Dict:
+    """``quality_report`` of ``flt`` (a PathFilter or anything with ``score(archs, flops=...,
+    bucket=...)``) on ``pathset``; buckets: the filter's unless given."""
     buckets = buckets or flt.config.buckets
     bucket = buckets.indices(pathset.flops)
-    scores = flt.score(pathset.archs, bucket=bucket)
+    scores = flt.score(pathset.archs, flops=pathset.flops, bucket=bucket)
     return quality_report(scores, pathset.val_loss, bucket, flops=pathset.flops, **kw)
 
 
-def split_indices(bucket: np.ndarray, val_fraction: float, seed: int):
-    """(train, validation) indices: in every bucket, round(val_fraction * n_b) random paths go to
-    validation (at least one when the bucket has two or more)."""
+def split_indices(bucket: np.ndarray, val_fraction: float, seed: int, test_fraction: float = 0.0) -> Split:
+    """(train, validation, test) indices, each sorted, drawn bucket by bucket: in a bucket of n
+    paths, round(test_fraction * n) random paths go to test and round(val_fraction * n) to
+    validation; a bucket of two or more paths keeps at least one training and one validation path,
+    and one of three or more at least one test path when ``test_fraction`` > 0."""
     rng = np.random.RandomState(seed)
-    train, val = [], []
+    train, val, test = [], [], []
     for b in np.unique(bucket):
         idx = np.flatnonzero(bucket == b)
         idx = idx[rng.permutation(len(idx))]
-        k = int(round(val_fraction * len(idx)))
-        if len(idx) >= 2:
-            k = min(max(k, 1), len(idx) - 1)
+        n = len(idx)
+        kt = int(round(test_fraction * n)) if test_fraction > 0 else 0
+        if test_fraction > 0 and n >= 3:
+            kt = min(max(kt, 1), n - 2)
         else:
-            k = 0
-        val.extend(idx[:k])
-        train.extend(idx[k:])
-    return np.sort(np.array(train, np.int64)), np.sort(np.array(val, np.int64))
+            kt = 0 if n < 3 else kt
+        kv = int(round(val_fraction * n))
+        if n - kt >= 2:
+            kv = min(max(kv, 1), n - kt - 1)
+        else:
+            kv = 0
+        test.extend(idx[:kt])
+        val.extend(idx[kt:kt + kv])
+        train.extend(idx[kt + kv:])
+    as_idx = lambda v: np.sort(np.array(v, np.int64))  # noqa: E731
+    return Split(as_idx(train), as_idx(val), as_idx(test))
 
 
 def resolve_buckets(pathset: PathSet, buckets: Optional[Buckets] = None, space: Optional[SearchSpace] = None,
@@ -81,130 +132,287 @@ def resolve_buckets(pathset: PathSet, buckets: Optional[Buckets] = None, space: 
     return Buckets(float(f.min()), float(f.max()), n_buckets)
 
 
+def epoch_batches(train: np.ndarray, bucket: np.ndarray, batch_size: int, flops_bounded: bool,
+                  rng: np.random.RandomState) -> List[np.ndarray]:
+    """One epoch of mini-batches over the training indices ``train``: with ``flops_bounded``, each
+    batch holds paths of one bucket only (every bucket's paths shuffled and cut into batches of at
+    most ``batch_size``, the batches of all buckets shuffled together); without it, batches of
+    random paths from all buckets. Batches of one path (no pair) are dropped."""
+    batches = []
+    if flops_bounded:
+        for b in np.unique(bucket[train]):
+            idx = train[bucket[train] == b]
+            idx = idx[rng.permutation(len(idx))]
+            n_chunks = max(1, int(math.ceil(len(idx) / batch_size)))
+            batches.extend(np.array_split(idx, n_chunks))  # equal-size chunks, none tiny
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    else:
+        idx = train[rng.permutation(len(train))]
+        n_chunks = max(1, int(math.ceil(len(idx) / batch_size)))
+        batches = list(np.array_split(idx, n_chunks))
+    return [bt for bt in batches if len(bt) >= 2]
+
+
+def batch_pairs(val_loss: np.ndarray, bucket: np.ndarray, flops_bounded: bool):
+    """(T, W) of one batch for the loss: ``pair_targets`` with the pair mask divided by the number of
+    pairs (so the weighted sum is the mean over the batch's pairs); None when no pair counts."""
+    t, m = pair_targets(val_loss, bucket, flops_bounded)
+    n = m.sum()
+    if n == 0:
+        return None
+    return t.astype(np.float64), (m / n).astype(np.float64)
+
+
+def _check_args(pathset, epochs, patience, batch_size, lr, wide_lr, weight_decay, val_fraction, test_fraction,
+                ensemble, select, loss_on, init, max_seconds):
+    if len(pathset) < MIN_PATHS:
+        raise PathFilterError(f"path set has {len(pathset)} paths; training needs at least {MIN_PATHS}")
+
+    def bad(name, value, want):
+        raise PathFilterError(f"{name}={value!r}: expected {want}")
+
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    def is_num(v):
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not is_int(epochs) or epochs < (0 if init is not None else 1):
+        bad("epochs", epochs, "an integer >= 1 (>= 0 when fine-tuning)")
+    if not is_int(patience) or patience < 1:
+        bad("patience", patience, "an integer >= 1")
+    if not is_int(batch_size) or batch_size < 2:
+        bad("batch_size", batch_size, "an integer >= 2")
+    if not is_num(lr) or lr <= 0:
+        bad("lr", lr, "a finite number > 0")
+    if not is_num(weight_decay) or weight_decay < 0:
+        bad("weight_decay", weight_decay, "a finite number >= 0")
+    if not is_num(val_fraction) or not 0 < val_fraction < 1:
+        bad("val_fraction", val_fraction, "a number in (0, 1)")
+    if not is_num(test_fraction) or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        bad("test_fraction", test_fraction, "a number in [0, 1) with val_fraction + test_fraction < 1")
+    if not is_int(ensemble) or ensemble < 1:
+        bad("ensemble", ensemble, "an integer >= 1")
+    if select not in SELECT:
+        bad("select", select, f"one of {SELECT}")
+    if loss_on not in LOSS_ON:
+        bad("loss_on", loss_on, f"one of {LOSS_ON}")
+    if not is_num(wide_lr) or wide_lr <= 0:
+        bad("wide_lr", wide_lr, "a finite number > 0")
+    if max_seconds is not None and (not is_num(max_seconds) or max_seconds <= 0):
+        bad("max_seconds", max_seconds, "a finite number > 0 or None")
+
+
 def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, space: Optional[SearchSpace] = None,
                       supernet: Optional[SupernetConfig] = None, input_size: Optional[int] = None,
                       init: Union[None, str, PathFilter] = None, budget: Optional[bool] = None,
-                      block_pe: Optional[bool] = None, pe_norm: Optional[str] = None,
-                      flops_bounded: bool = True, epochs: int = 20, batch_size: int = 32, lr: float = 3e-4,
-                      val_fraction: float = 0.2, seed: int = 0,
+                      block_pe: Optional[bool] = None, pe_norm: Optional[str] = None, wide: Optional[bool] = None,
+                      flops_bounded: bool = True, epochs: int = DEFAULTS["epochs"],
+                      patience: int = DEFAULTS["patience"], batch_size: int = DEFAULTS["batch_size"],
+                      lr: float = DEFAULTS["lr"], wide_lr: float = DEFAULTS["wide_lr"],
+                      loss_on: str = DEFAULTS["loss_on"], weight_decay: float = DEFAULTS["weight_decay"],
+                      val_fraction: float = DEFAULTS["val_fraction"], test_fraction: float = DEFAULTS["test_fraction"],
+                      ensemble: int = DEFAULTS["ensemble"], select: str = DEFAULTS["select"], seed: int = 0,
                       max_seconds: Optional[float] = None, n_buckets: int = 5,
                       log: Optional[Callable[[str], None]] = None) -> TrainResult:
     """Train a path filter on ``pathset`` (or fine-tune ``init``, a PathFilter or a .h5 path).
 
     ``space``: the vocabulary comes from it (the full OFA space when None; from ``init`` when
     fine-tuning) and, with ``supernet`` and ``input_size``, the buckets (see ``resolve_buckets``).
-    ``budget`` / ``block_pe`` / ``pe_norm``: model switches (default on / on / 'width'; taken from
-    ``init`` when fine-tuning and must then agree). ``flops_bounded``: pairs within buckets (True)
-    or across all buckets (the ablation).
-    ``max_seconds``: stop after the epoch that passes this wall time. Returns a TrainResult whose
-    filter holds the best-validation weights."""
-    import nnabla as nn
-    import nnabla.random as nr
+    ``budget`` / ``block_pe`` / ``pe_norm`` / ``wide``: model switches (default on / on / 'width' /
+    on; taken from ``init`` when fine-tuning and must then agree). ``flops_bounded``: pairs within
+    buckets (True) or across all buckets (the ablation). ``epochs``: the epoch cap; ``patience``:
+    stop after this many epochs without a better validation score. ``test_fraction``: the share
+    of every bucket held out as the test split (``TrainResult.test_index``). ``max_seconds``:
+    stop after the epoch that passes this wall time (per member). Returns a TrainResult whose
+    filter holds the selected weights."""
     import nnabla.solvers as S
 
     t0 = time.perf_counter()
-    if len(pathset) < MIN_PATHS:
-        raise PathFilterError(f"path set has {len(pathset)} paths; training needs at least {MIN_PATHS}")
-    if epochs < 0 or batch_size < 2 or not 0 < val_fraction < 1:
-        raise PathFilterError(f"epochs={epochs}, batch_size={batch_size}, val_fraction={val_fraction}: "
-                              "expected epochs >= 0, batch_size >= 2, 0 < val_fraction < 1")
+    _check_args(pathset, epochs, patience, batch_size, lr, wide_lr, weight_decay, val_fraction, test_fraction,
+                ensemble, select, loss_on, init, max_seconds)
     buckets = resolve_buckets(pathset, buckets, space, supernet, input_size, n_buckets)
-    nr.seed(seed)
+    base = None
     if init is not None:
         base = PathFilter.load(init) if isinstance(init, str) else init
-        for name, want in (("budget", budget), ("block_pe", block_pe), ("pe_norm", pe_norm)):
+        for name, want in (("budget", budget), ("block_pe", block_pe), ("pe_norm", pe_norm), ("wide", wide)):
             have = getattr(base.config, name)
             if want is not None and want != have:
                 raise PathFilterError(f"{name}={want} but the initial filter was trained with {name}={have}")
+        if base.n_members != 1 and ensemble != base.n_members:
+            raise PathFilterError(f"ensemble={ensemble} but the initial filter has {base.n_members} members")
         c = base.config
         config = PathFilterConfig(vocab=c.vocab, buckets=buckets, budget=c.budget, block_pe=c.block_pe,
-                                  pe_norm=c.pe_norm, token_dim=c.token_dim, bucket_dim=c.bucket_dim,
+                                  pe_norm=c.pe_norm, wide=c.wide, token_dim=c.token_dim, bucket_dim=c.bucket_dim,
                                   n_layers=c.n_layers, n_heads=c.n_heads, d_ff=c.d_ff, d_fc=c.d_fc,
                                   supernet=supernet or c.supernet, input_size=input_size or c.input_size)
-        flt = PathFilter(config, seed=seed)
-        flt.set_state(base.state(), where="initial filter")
     else:
         config = PathFilterConfig(vocab=default_vocabulary(space), buckets=buckets,
                                   budget=True if budget is None else bool(budget),
                                   block_pe=True if block_pe is None else bool(block_pe),
                                   pe_norm="width" if pe_norm is None else pe_norm,
+                                  wide=DEFAULTS["wide"] if wide is None else bool(wide),
                                   supernet=supernet, input_size=input_size)
-        flt = PathFilter(config, seed=seed)
-    config.meta = {"flops_bounded": bool(flops_bounded), "seed": int(seed), "epochs": int(epochs),
-                   "lr": float(lr), "batch_size": int(batch_size), "n_paths": len(pathset),
-                   "fine_tuned": init is not None}
 
     bucket = buckets.indices(pathset.flops)
-    ids, rows = flt.inputs(pathset.archs, bucket=bucket)
     loss_v = pathset.val_loss
-    tr, va = split_indices(bucket, val_fraction, seed)
-    rng = np.random.RandomState(seed + 1)
+    split = split_indices(bucket, val_fraction, seed, test_fraction)
+    tr, va = split.train, split.val
+    template = PathFilter(config, seed=seed)
+    ids, rows = template.inputs(pathset.archs, bucket=bucket)
 
-    bs = int(min(batch_size, len(tr)))
-    tok = nn.Variable((bs, SEQ_LEN))
-    bkt = nn.Variable((bs,))
-    tgt = nn.Variable((bs, bs))
-    wts = nn.Variable((bs, bs))
-    loss = pairwise_hinge_loss_nn(flt.graph(tok, bkt), tgt, wts)
-    solver = S.Adam(alpha=lr)
-    solver.set_parameters(flt.parameters())
+    def run_member(flt: PathFilter, member_seed: int, fine_tune: bool):
+        rng = np.random.RandomState(member_seed + 1)
+        params = flt.parameters()
+        wide_key = "path_filter/wide/embed/W"
+        solver = S.Adam(alpha=lr)
+        solver.set_parameters({k: v for k, v in params.items() if k != wide_key})
+        solvers = [solver]
+        if wide_key in params:
+            wsolver = S.Adam(alpha=wide_lr)
+            wsolver.set_parameters({wide_key: params[wide_key]})
+            solvers.append(wsolver)
+        views = {k: v.d for k, v in params.items()}
+        grads = {k: v.g for k, v in params.items()}
+        net = flt.numpy_net()
+        scope = len("path_filter/")
 
-    def val_loss_now():
-        s = flt.score_ids(ids[va], rows[va])
-        return pairwise_hinge_loss(s, loss_v[va], bucket[va], flops_bounded)
+        def validate():
+            z = flt.logits_ids(ids[va], rows[va])
+            s = z if loss_on == "logit" else 1.0 / (1.0 + np.exp(-z))
+            return (pairwise_hinge_loss(s, loss_v[va], bucket[va], flops_bounded),
+                    kendall_tau_within(s, -loss_v[va], bucket[va]))
 
-    best_state, best_epoch = flt.state(), 0
-    best_val = val_loss_now()
-    history = [{"epoch": 0, "train_loss": None, "val_loss": best_val, "seconds": time.perf_counter() - t0}]
-    if log:
-        log(f"epoch 0: val loss {best_val:.5f}")
-    for epoch in range(1, epochs + 1):
-        order = tr[rng.permutation(len(tr))]
-        total, steps = 0.0, 0
-        for i in range(0, len(order), bs):
-            batch = order[i:i + bs]
-            n = len(batch)
-            if n < 2:
-                continue
-            t, m = pair_targets(loss_v[batch], bucket[batch], flops_bounded)
-            npairs = m.sum()
-            if npairs == 0:
-                continue
-            tb = np.zeros((bs, SEQ_LEN), np.int32)
-            tb[:n] = ids[batch]
-            bb = np.zeros(bs, np.int32)
-            bb[:n] = rows[batch]
-            tt = np.zeros((bs, bs), np.float32)
-            tt[:n, :n] = t
-            ww = np.zeros((bs, bs), np.float32)
-            ww[:n, :n] = m / npairs
-            tok.d, bkt.d, tgt.d, wts.d = tb, bb, tt, ww
-            loss.forward(clear_no_need_grad=True)
-            solver.zero_grad()
-            loss.backward(clear_buffer=True)
-            solver.update()
-            total += float(loss.d)
-            steps += 1
-        v = val_loss_now()
-        history.append({"epoch": epoch, "train_loss": total / steps if steps else None, "val_loss": v,
-                        "seconds": time.perf_counter() - t0})
+        def better(cand, best):
+            """Strictly better on the selection metric (the other one is not a tie-breaker, so an
+            epoch that changes nothing never counts as an improvement)."""
+            i = 1 if select == "tau" else 0
+            c, b = cand[i], best[i]
+            if not np.isfinite(c):  # no validation figure (too few paths): the latest epoch wins
+                return not np.isfinite(b)
+            if not np.isfinite(b):
+                return True
+            return c > b + 1e-12 if select == "tau" else c < b - 1e-12
+
+        start = validate()
+        history = [{"epoch": 0, "train_loss": None, "val_loss": start[0], "val_tau": start[1],
+                    "seconds": time.perf_counter() - t0}]
+        if fine_tune:
+            best, best_epoch, best_state = start, 0, flt.state()
+        else:  # from scratch: the untrained weights are never a candidate
+            best, best_epoch, best_state = (float("nan"), float("nan")), None, None
         if log:
-            log(f"epoch {epoch}: train loss {history[-1]['train_loss']}, val loss {v:.5f}")
-        if np.isfinite(v) and (not np.isfinite(best_val) or v < best_val):
-            best_val, best_epoch, best_state = v, epoch, flt.state()
-        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-            break
-    if not np.isfinite(best_val):  # no validation pair at all: keep the last weights
-        best_state, best_epoch = flt.state(), history[-1]["epoch"]
-    flt.set_state(best_state)
-    config.meta.update({"best_epoch": best_epoch, "best_val_loss": float(best_val)})
-    return TrainResult(flt, buckets, tr, va, history, best_epoch, float(best_val), time.perf_counter() - t0)
+            log(f"epoch 0: val loss {start[0]:.5f}, val tau within buckets {start[1]:.4f}")
+        stopped, t_member = "epochs", time.perf_counter()
+        for epoch in range(1, epochs + 1):
+            total, steps = 0.0, 0
+            for batch in epoch_batches(tr, bucket, batch_size, flops_bounded, rng):
+                pairs = batch_pairs(loss_v[batch], bucket[batch], flops_bounded)
+                if pairs is None:
+                    continue
+                z, cache = net.forward(ids[batch], rows[batch], keep=True)
+                z = z.astype(np.float64)
+                if loss_on == "logit":
+                    loss, dz = pair_loss_grad(z, *pairs)
+                else:
+                    s = 1.0 / (1.0 + np.exp(-z))
+                    loss, ds = pair_loss_grad(s, *pairs)
+                    dz = ds * s * (1.0 - s)
+                g = net.backward(cache, dz)
+                for k in grads:
+                    grads[k][...] = g[k[scope:]]
+                for sol in solvers:
+                    if weight_decay:
+                        sol.weight_decay(weight_decay)
+                    sol.update()
+                total += loss
+                steps += 1
+            vl, vt = validate()
+            history.append({"epoch": epoch, "train_loss": total / steps if steps else None, "val_loss": vl,
+                            "val_tau": vt, "seconds": time.perf_counter() - t0})
+            if log:
+                log(f"epoch {epoch}: train loss {history[-1]['train_loss']}, val loss {vl:.5f}, "
+                    f"val tau within buckets {vt:.4f}")
+            if not np.isfinite(history[-1]["train_loss"] if steps else 0.0):
+                raise PathFilterError(f"training diverged at epoch {epoch} (train loss "
+                                      f"{history[-1]['train_loss']}); lower lr={lr}")
+            if best_epoch is None or better((vl, vt), best):
+                best, best_epoch, best_state = (vl, vt), epoch, flt.state()
+            elif epoch - best_epoch >= patience:
+                stopped = "patience"
+                break
+            if max_seconds is not None and time.perf_counter() - t_member > max_seconds:
+                stopped = "max_seconds"
+                break
+            for k, v in params.items():  # the solver may have replaced an array: refresh the views
+                if views[k] is not v.d:
+                    views = {kk: vv.d for kk, vv in params.items()}
+                    grads = {kk: vv.g for kk, vv in params.items()}
+                    net.p = {kk[scope:]: vv for kk, vv in views.items()}
+                    break
+        flt.set_state(best_state)
+        return {"seed": int(member_seed), "best_epoch": int(best_epoch), "best_val_loss": float(best[0]),
+                "best_val_tau": float(best[1]), "stopped": stopped, "epochs_run": history[-1]["epoch"]}, history
+
+    members, infos, history = [], [], []
+    for m in range(ensemble):
+        flt = template if m == 0 else PathFilter(config, seed=seed + m)
+        if base is not None:
+            flt.set_state(base.member(m if base.n_members > 1 else 0).state(), where="initial filter")
+        if log and ensemble > 1:
+            log(f"ensemble member {m + 1}/{ensemble} (seed {seed + m})")
+        info, hist = run_member(flt, seed + m, base is not None)
+        members.append(flt)
+        infos.append(info)
+        history.extend(dict(h, member=m) for h in hist) if ensemble > 1 else history.extend(hist)
+    result_filter = members[0] if ensemble == 1 else PathFilter.ensemble_of(members)
+    # the selection figures of the returned filter (the ensemble's own, on the same split)
+    s = result_filter.score_ids(ids[va], rows[va])
+    val_loss = pairwise_hinge_loss(s, loss_v[va], bucket[va], flops_bounded)
+    val_tau = kendall_tau_within(s, -loss_v[va], bucket[va])
+    best_epoch = infos[0]["best_epoch"] if ensemble == 1 else int(round(np.mean([i["best_epoch"] for i in infos])))
+    stopped = ",".join(sorted({i["stopped"] for i in infos}))
+    result_filter.config.meta = {"flops_bounded": bool(flops_bounded), "seed": int(seed), "epochs": int(epochs),
+                                 "patience": int(patience), "lr": float(lr), "wide_lr": float(wide_lr),
+                                 "loss_on": loss_on, "weight_decay": float(weight_decay),
+                                 "batch_size": int(batch_size), "select": select, "ensemble": int(ensemble),
+                                 "n_paths": len(pathset), "n_train": int(len(tr)), "n_val": int(len(va)),
+                                 "n_test": int(len(split.test)), "fine_tuned": init is not None,
+                                 "best_epoch": best_epoch, "best_val_loss": float(val_loss),
+                                 "best_val_kendall_tau_within": float(val_tau)}
+    return TrainResult(result_filter, buckets, tr, va, split.test, history, best_epoch, float(val_loss),
+                       float(val_tau), stopped, time.perf_counter() - t0, infos)
+
+
+def held_out_quality(result: TrainResult, pathset: PathSet, test: Optional[PathSet] = None,
+                     test_name: str = "test path set") -> Dict:
+    """Quality report on paths that neither trained the filter nor selected its checkpoint: ``test``
+    when given, else the result's test split of ``pathset``. The report says which under
+    ``computed_on``; with neither (no test split), the validation split is used and the report
+    says that it selected the checkpoint (``held_out: false``)."""
+    if test is not None:
+        rep = result.quality(test)
+        rep["computed_on"] = f"{test_name}: {len(test)} paths not used for training or checkpoint selection"
+        rep["held_out"] = True
+    elif len(result.test_index):
+        rep = result.quality(pathset.subset(result.test_index))
+        rep["computed_on"] = (f"test split: {len(result.test_index)} paths of the path set (stratified by "
+                              "bucket) not used for training or checkpoint selection")
+        rep["held_out"] = True
+    else:
+        rep = validation_quality(result, pathset)
+    return rep
 
 
 def validation_quality(result: TrainResult, pathset: PathSet) -> Dict:
-    """Quality report on the validation split the result was selected on."""
-    return result.quality(pathset.subset(result.val_index))
+    """Quality report on the validation split, which selected the checkpoint (an optimistic figure;
+    the report says so)."""
+    rep = result.quality(pathset.subset(result.val_index))
+    rep["computed_on"] = (f"validation split: {len(result.val_index)} paths that selected the checkpoint "
+                          "(optimistic; not a held-out figure)")
+    rep["held_out"] = False
+    return rep
 
 
-__all__ = ["TrainResult", "train_path_filter", "evaluate", "split_indices", "resolve_buckets", "validation_quality",
-           "quality_report"]
+__all__ = ["TrainResult", "Split", "train_path_filter", "evaluate", "split_indices", "resolve_buckets",
+           "held_out_quality", "validation_quality", "quality_report", "epoch_batches", "batch_pairs", "DEFAULTS"]
