@@ -7,9 +7,10 @@ import pytest
 
 from nnabla_nas_detofa.path_filter import PathFilter, PathFilterConfig, PathFilterError, pair_targets, pairwise_hinge_loss
 from nnabla_nas_detofa.path_filter.loss import pairwise_hinge_loss_nn
+from nnabla_nas_detofa.path_filter.baselines import choice_features
 from nnabla_nas_detofa.path_filter.model import default_vocabulary
-from nnabla_nas_detofa.path_filter.numpy_net import pair_loss_grad
-from nnabla_nas_detofa.space import Buckets, get_space
+from nnabla_nas_detofa.path_filter.numpy_net import choice_map, pair_loss_grad
+from nnabla_nas_detofa.space import Buckets, Tokenizer, get_space
 
 
 def _filter(seed=1, **kw):
@@ -59,7 +60,7 @@ def test_numpy_gradients_equal_nnabla_backward(kw):
         # invariant to them) and both sides hold rounding noise there
         np.testing.assert_allclose(g, p.g, rtol=2e-3, atol=2e-5 * scale, err_msg=k)
     if kw["wide"]:
-        assert np.abs(grads["wide/embed/W"]).max() > 0  # zero-initialised, yet it learns
+        assert np.abs(grads["wide/token/W"]).max() > 0 and np.abs(grads["wide/choice/W"]).max() > 0
 
 
 def test_pair_loss_grad_matches_loss_and_finite_differences():
@@ -74,22 +75,41 @@ def test_pair_loss_grad_matches_loss_and_finite_differences():
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-8)
 
 
-def test_wide_head_is_a_weight_per_position_and_token():
+@pytest.mark.parametrize("space", ["ofa", "compofa", "ps3"])
+def test_choice_map_gives_the_one_hot_choices_from_the_tokens(space):
+    vocab = default_vocabulary(get_space(space))
+    tok = Tokenizer(vocab)
+    a, c0 = choice_map(tuple(vocab))
+    rng = random.Random(5)
+    archs = [get_space(space).sample(rng) for _ in range(200)] + [get_space(space).extreme(b) for b in (0, 1)]
+    ids = tok.ids(archs)
+    onehot = np.zeros((len(archs), 19 * len(vocab)))
+    for p in range(19):
+        onehot[np.arange(len(archs)), p * len(vocab) + ids[:, p]] = 1
+    np.testing.assert_array_equal(onehot @ a + c0, choice_features(archs))
+
+
+def test_wide_head_is_linear_in_token_and_choice_one_hots():
     f = _filter(wide=True)
-    ids = f.tokenizer.ids(_archs(5, seed=2))
-    rows = np.zeros(5, np.int32)
+    archs = _archs(6, seed=2)
+    ids = f.tokenizer.ids(archs)
+    rows = np.zeros(6, np.int32)
     state = f.state()
-    w = np.zeros_like(state["path_filter/wide/embed/W"])
-    state["path_filter/wide/embed/W"] = w
+    w_tok = np.zeros_like(state["path_filter/wide/token/W"])
+    w_ch = np.zeros_like(state["path_filter/wide/choice/W"])
+    state["path_filter/wide/token/W"], state["path_filter/wide/choice/W"] = w_tok, w_ch
     f.set_state(state)
     before = f.numpy_net().forward(ids, rows)
-    w[3 * len(f.config.vocab) + ids[0, 3], 0] = 0.7  # token of path 0 at position 3
+    w_tok[3 * len(f.config.vocab) + ids[0, 3], 0] = 0.7  # the token of path 0 at position 3
+    w_ch[:, 0] = np.linspace(-1, 1, len(w_ch))
     f.set_state(state)
     after = f.numpy_net().forward(ids, rows)
-    expect = before + 0.7 * (ids[:, 3] == ids[0, 3])
+    expect = before + 0.7 * (ids[:, 3] == ids[0, 3]) + choice_features(archs) @ w_ch[:, 0]
     np.testing.assert_allclose(after, expect, atol=1e-5)
-    assert f.parameters()["path_filter/wide/embed/W"].shape == (19 * len(f.config.vocab), 1)
-    assert "path_filter/wide/embed/W" not in _filter(wide=False).parameters()
+    np.testing.assert_allclose(f.score_ids(ids, rows, backend="nnabla"), 1 / (1 + np.exp(-after)), atol=1e-6)
+    assert f.parameters()["path_filter/wide/token/W"].shape == (19 * len(f.config.vocab), 1)
+    assert f.parameters()["path_filter/wide/choice/W"].shape == (86, 1)
+    assert not any("wide" in k for k in _filter(wide=False).parameters())
 
 
 def test_ensemble_averages_member_logits_and_round_trips(tmp_path):

@@ -235,3 +235,27 @@ def test_bad_training_arguments(small_set, kw, match):
 def test_too_few_paths(small_set):
     with pytest.raises(PathFilterError, match="at least"):
         train_path_filter(small_set.subset(range(5)), buckets=BUCKETS)
+
+
+def test_wide_warm_up_fits_a_loss_linear_in_the_one_hot_features(small_set):
+    from nnabla_nas_detofa.path_filter.model import PathFilterConfig, default_vocabulary
+    from nnabla_nas_detofa.path_filter.train import warm_up_wide
+    ps = synthetic_pathset(SyntheticTask(2), SPACE, CFG, SIZE, 40, seed=3)
+    flt = PathFilter(PathFilterConfig(vocab=default_vocabulary(), buckets=BUCKETS, wide=True), seed=0)
+    ids, rows = flt.inputs(ps.archs, bucket=BUCKETS.indices(ps.flops))
+    # a loss that a weight per (position, token) represents exactly
+    w = np.random.RandomState(0).randn(19 * len(flt.config.vocab))
+    loss = w[ids + np.arange(19) * len(flt.config.vocab)].sum(axis=1)
+    bucket = BUCKETS.indices(ps.flops)
+    sp = split_indices(bucket, 0.2, 0)
+    before = flt.state()
+    info = warm_up_wide(flt, ids, sp.train, sp.val, bucket, loss, True, "logit", 0.1)
+    after = flt.state()
+    assert np.all(after["path_filter/out/affine/W"] == 0)  # the network's logit is a constant now
+    changed = [k for k in after if not np.array_equal(after[k], before[k])]
+    assert sorted(changed) == ["path_filter/out/affine/W", "path_filter/wide/choice/W", "path_filter/wide/token/W"]
+    z = flt.logits_ids(ids, rows)
+    assert info["steps"] > 0 and info["val_tau"] == pytest.approx(kendall_tau_within(z[sp.val], -loss[sp.val],
+                                                                                      bucket[sp.val]))
+    assert kendall_tau_within(z[sp.val], -loss[sp.val], bucket[sp.val]) > 0.7  # 160 training paths, 637 weights
+    assert kendall_tau_within(z[sp.train], -loss[sp.train], bucket[sp.train]) > 0.9

@@ -27,13 +27,13 @@ import numpy as np
 
 from ..space import DEPTH_CHOICES, EXPAND_CHOICES, N_SLOTS, N_STAGES, STEM_DEPTH_CHOICES, WIDTH_CHOICES, Arch, Buckets
 from .model import PathFilterError
+from .numpy_net import N_CHOICES
 from .pathset import PathSet
 from .quality import kendall_tau_within
 
 KINDS = ("flops", "ridge", "mlp")
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
-N_CHOICE_FEATURES = (len(STEM_DEPTH_CHOICES) + 6 * len(WIDTH_CHOICES) + N_STAGES * len(DEPTH_CHOICES)
-                     + N_SLOTS * len(EXPAND_CHOICES))
+N_CHOICE_FEATURES = N_CHOICES  # 2 + 6 x 3 + 4 x 3 + 18 x 3 = 86
 
 
 def choice_features(archs: Sequence) -> np.ndarray:

@@ -43,7 +43,7 @@ import numpy as np
 from ..atomic import atomic_path, write_json_atomic
 from ..space import BLOCK_INDEX, SEQ_LEN, Buckets, SearchSpace, SupernetConfig, check_input_size, mflops, vocabulary
 from ..space.tokens import Tokenizer, TokenError
-from .numpy_net import NumpyNet, wide_offsets
+from .numpy_net import WIDE_CHOICE, WIDE_TOKEN, NumpyNet, choice_map, wide_offsets
 
 SCOPE = "path_filter"
 FORMAT = "nnabla_nas_detofa.path_filter"
@@ -76,8 +76,8 @@ class PathFilterConfig:
 
     ``buckets``: the FLOPs buckets bucket indices are computed with (those of the space the filter
     is trained on). ``supernet`` / ``input_size``: what FLOPs mean, so archs without a "flops"
-    value can be scored; optional. ``wide``: the wide head (one learned weight per (position,
-    token) pair added to the logit). ``n_members``: networks averaged (an ensemble)."""
+    value can be scored; optional. ``wide``: the wide head (a linear function of the one-hot
+    (position, token) pairs and the one-hot choices, added to the logit; ``numpy_net``). ``n_members``: networks averaged (an ensemble)."""
 
     vocab: Tuple[str, ...]
     buckets: Buckets
@@ -288,9 +288,15 @@ class PathFilter:
             z = F.reshape(PF.affine(h, 1, name="out"), (b,))
             if c.wide:
                 from nnabla.initializer import ConstantInitializer
+                from nnabla.parameter import get_parameter_or_create
+                zero = ConstantInitializer(0.0)
+                a, c0 = choice_map(tuple(c.vocab))
+                w_tok = get_parameter_or_create(WIDE_TOKEN, (L * len(c.vocab), 1), zero, True)
+                w_ch = get_parameter_or_create(WIDE_CHOICE, (a.shape[1], 1), zero, True)
+                table = w_tok + F.affine(nn.Variable.from_numpy_array(a), w_ch)
                 rows = tok + nn.Variable.from_numpy_array(wide_offsets(len(c.vocab))[None, :L].astype(np.float32))
-                w = PF.embed(rows, L * len(c.vocab), 1, initializer=ConstantInitializer(0.0), name="wide")
-                z = z + F.sum(F.reshape(w, (b, L)), axis=1)
+                wz = F.sum(F.reshape(F.embed(rows, table), (b, L)), axis=1)
+                z = z + wz + F.reshape(F.affine(nn.Variable.from_numpy_array(c0[None, :]), w_ch), (1,))
         return z
 
     def graph(self, tok, bkt):

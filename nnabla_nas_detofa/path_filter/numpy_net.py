@@ -4,8 +4,11 @@ The same computation as ``PathFilter.graph`` (the NNabla graph), on the same par
 embeddings + positional encodings -> ``n_layers`` post-LN transformer encoder layers
 (``PF.transformer_encode``: multi-head self-attention, residual, layer norm, ReLU feed-forward,
 residual, layer norm) -> mean over positions -> two ReLU FC layers -> a 1-unit FC = the logit;
-with the wide head (``config.wide``), plus one learned weight per (position, token) pair, summed
-over positions. The score is the logit's sigmoid.
+with the wide head (``config.wide``), plus a linear function of the path's one-hot features: one
+learned weight per (position, token) pair, summed over positions, and one per choice of every
+decision (the one-hot encoding once-for-all's accuracy predictor uses; ``choice_map`` writes it
+as an affine function of the token one-hots, so the head reads nothing but the tokens). The score
+is the logit's sigmoid.
 
 Why numpy: on a CPU, NNabla's element-wise and layer-norm kernels dominate a training step of this
 small model (their backward passes took ~2/3 of a step in a profile); numpy with BLAS runs the same
@@ -15,13 +18,71 @@ training updates the NNabla parameters with an NNabla solver.
 
 Parameters are addressed by their names under the filter's scope (``"token_embed/embed/W"``, ...).
 """
-from typing import Dict, List, Tuple
+import functools
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ..space import SEQ_LEN
+from ..space import (BASE_DEPTHS, DEPTH_CHOICES, EXPAND_CHOICES, N_SLOTS, N_STAGES, SEQ_LEN, STEM_DEPTH_CHOICES,
+                     WIDTH_CHOICES, Tokenizer)
+from ..space.arch import STAGE_FIRST_SLOT
 
 LN_EPS = 1e-5
+WIDE_TOKEN = "wide/token/W"
+WIDE_CHOICE = "wide/choice/W"
+N_CHOICES = (len(STEM_DEPTH_CHOICES) + 6 * len(WIDTH_CHOICES) + N_STAGES * len(DEPTH_CHOICES)
+             + N_SLOTS * len(EXPAND_CHOICES))
+
+
+@functools.lru_cache(maxsize=8)
+def choice_map(vocab: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+    """(A (SEQ_LEN * V, 86), c0 (86,)) with ``onehot(tokens) @ A + c0`` = the one-hot of every
+    choice (``baselines.choice_features``: stem depth, 6 widths, 4 stage depths, 18 expand ratios,
+    zero for dropped slots) of any path, ``onehot`` the (position, token) indicator row.
+
+    Stem depth and widths come from the stem token; a stage's width from its first unit's token
+    (always active); a slot's expand ratio from its token; a stage's depth d from whether its two
+    optional units are skipped: [d=0] = [SC at base], [d=1] = [SC at base+1] - [SC at base],
+    [d=2] = 1 - [SC at base+1]."""
+    tok = Tokenizer(tuple(vocab))
+    V = len(tok.vocab)
+    a = np.zeros((SEQ_LEN * V, N_CHOICES), np.float32)
+    c0 = np.zeros(N_CHOICES, np.float32)
+    nw = len(WIDTH_CHOICES)
+    col_w = len(STEM_DEPTH_CHOICES)
+    col_d = col_w + 6 * nw
+    col_e = col_d + N_STAGES * len(DEPTH_CHOICES)
+    for r in range(2):
+        for w0 in range(nw):
+            for w1 in range(nw):
+                row = int(tok.stem[r, w0, w1])
+                if row == 0:
+                    continue
+                a[row, STEM_DEPTH_CHOICES.index(2 if r else 0)] = 1
+                a[row, col_w + w0] = 1
+                a[row, col_w + nw + w1] = 1
+    for k in range(N_SLOTS):
+        pos = 1 + k
+        for w in range(nw):
+            for e in range(len(EXPAND_CHOICES)):
+                row = int(tok.unit[w, e])
+                if row == 0:
+                    continue
+                a[pos * V + row, col_e + 3 * k + e] = 1
+                stage = [s for s in range(N_STAGES) if STAGE_FIRST_SLOT[s] <= k][-1]
+                if k == STAGE_FIRST_SLOT[stage]:
+                    a[pos * V + row, col_w + nw * (2 + stage) + w] = 1
+    sc = tok.skip
+    for s in range(N_STAGES):
+        pa = 1 + STAGE_FIRST_SLOT[s] + BASE_DEPTHS[s]  # the first optional unit
+        pb = pa + 1
+        d0, d1, d2 = (col_d + 3 * s + DEPTH_CHOICES.index(d) for d in (0, 1, 2))
+        a[pa * V + sc, d0] += 1
+        a[pb * V + sc, d1] += 1
+        a[pa * V + sc, d1] -= 1
+        a[pb * V + sc, d2] -= 1
+        c0[d2] = 1
+    return a, c0
 
 
 def _mha(i: int) -> str:
@@ -46,6 +107,12 @@ class NumpyNet:
         self.pe = np.asarray(pe, np.float32)
         self.p = params
         self.offsets = wide_offsets(len(config.vocab))
+        if config.wide:
+            self.choice_a, self.choice_c0 = choice_map(tuple(config.vocab))
+
+    def wide_table(self) -> np.ndarray:
+        """The wide head's effective weight per (position, token) row: token weights + A @ choice weights."""
+        return self.p[WIDE_TOKEN][:, 0] + self.choice_a @ self.p[WIDE_CHOICE][:, 0]
 
     # --- building blocks -------------------------------------------------------------------
     @staticmethod
@@ -123,7 +190,7 @@ class NumpyNet:
         wide_rows = None
         if c.wide:
             wide_rows = ids + self.offsets[None, :L]
-            z = z + p["wide/embed/W"][wide_rows, 0].sum(axis=1)
+            z = z + self.wide_table()[wide_rows].sum(axis=1) + float(self.choice_c0 @ p[WIDE_CHOICE][:, 0])
         if not keep:
             return z
         return z, (ids, rows, caches, h0, h1, h2, wide_rows)
@@ -189,9 +256,11 @@ class NumpyNet:
         np.add.at(db_rows, rows, dx[:, :, c.token_dim:].sum(axis=1))
         g["bucket_embed/embed/W"] = db_rows
         if c.wide:
-            n_rows = p["wide/embed/W"].shape[0]
-            g["wide/embed/W"] = np.bincount(wide_rows.reshape(-1), weights=np.repeat(dz[:, 0], L),
-                                            minlength=n_rows).astype(np.float32).reshape(n_rows, 1)
+            n_rows = p[WIDE_TOKEN].shape[0]
+            g_rows = np.bincount(wide_rows.reshape(-1), weights=np.repeat(dz[:, 0], L), minlength=n_rows)
+            g[WIDE_TOKEN] = g_rows.astype(np.float32).reshape(n_rows, 1)
+            g[WIDE_CHOICE] = (self.choice_a.T @ g_rows + self.choice_c0 * float(dz.sum())).astype(
+                np.float32).reshape(-1, 1)
         return {k: v.astype(np.float32, copy=False) for k, v in g.items()}
 
 

@@ -38,15 +38,16 @@ import numpy as np
 from ..space import Buckets, SearchSpace, SupernetConfig, space_buckets
 from .loss import pair_targets, pairwise_hinge_loss
 from .model import PathFilter, PathFilterConfig, PathFilterError, default_vocabulary
-from .numpy_net import pair_loss_grad
+from .numpy_net import WIDE_CHOICE, WIDE_TOKEN, choice_map, pair_loss_grad, wide_offsets
 from .pathset import PathSet
 from .quality import kendall_tau_within, quality_report
 
 MIN_PATHS = 10
+SCOPE_PREFIX = "path_filter/"
 SELECT = ("tau", "loss")
 LOSS_ON = ("logit", "score")
-DEFAULTS = dict(epochs=150, patience=25, batch_size=32, lr=1e-3, wide_lr=3e-2, weight_decay=0.0, val_fraction=0.2,
-                test_fraction=0.0, ensemble=1, select="tau", wide=True, loss_on="logit")
+DEFAULTS = dict(epochs=100, patience=10, batch_size=32, lr=1e-3, wide_lr=0.1, weight_decay=0.0, val_fraction=0.2,
+                test_fraction=0.0, ensemble=1, select="tau", wide=True, loss_on="logit", warm_up=True)
 
 
 class Split(NamedTuple):
@@ -163,6 +164,76 @@ def batch_pairs(val_loss: np.ndarray, bucket: np.ndarray, flops_bounded: bool):
     return t.astype(np.float64), (m / n).astype(np.float64)
 
 
+def warm_up_wide(flt: PathFilter, ids: np.ndarray, train: np.ndarray, val: np.ndarray, bucket: np.ndarray,
+                 val_loss: np.ndarray, flops_bounded: bool, loss_on: str, lr: float, max_steps: int = 1000,
+                 eval_every: int = 10, patience: int = 10) -> Dict:
+    """Fit the wide head of a freshly initialised filter alone, before the joint training: the
+    network's output layer is zeroed (its logit is then its bias, a constant), and the wide weights
+    (token and choice weights) follow Adam (NNabla's) on the same pairwise loss over *all* training
+    pairs (within buckets, or all with ``flops_bounded=False``) at once, every step; the step count
+    with the best validation within-bucket tau is kept (checked every ``eval_every`` steps,
+    stopping after ``patience`` checks without improvement). A linear model of the one-hot
+    features, it costs milliseconds a step, and the transformer then learns what it leaves over."""
+    import nnabla.solvers as S
+    params = flt.parameters()
+    w_tok = params[SCOPE_PREFIX + WIDE_TOKEN]
+    w_ch = params[SCOPE_PREFIX + WIDE_CHOICE]
+    out_w = params[SCOPE_PREFIX + "out/affine/W"]
+    out_w.d = np.zeros(out_w.shape, np.float32)
+    const = float(params[SCOPE_PREFIX + "out/affine/b"].d.reshape(-1)[0])
+    a, c0 = choice_map(tuple(flt.config.vocab))
+    pos_tok = ids.astype(np.int64) + wide_offsets(len(flt.config.vocab))[None, :ids.shape[1]]
+    groups = [train[bucket[train] == b] for b in np.unique(bucket[train])] if flops_bounded else [train]
+    groups = [g for g in groups if len(g) >= 2]
+    pairs = [batch_pairs(val_loss[g], bucket[g], flops_bounded) for g in groups]
+    n_pairs = [float(np.count_nonzero(p[1])) for p in pairs]
+    weights = [n / sum(n_pairs) for n in n_pairs]  # the mean over all pairs of the training split
+    solver = S.Adam(alpha=lr)
+    solver.set_parameters({"token": w_tok, "choice": w_ch})
+
+    def logits(idx):
+        table = w_tok.d[:, 0].astype(np.float64) + a @ w_ch.d[:, 0]
+        return const + float(c0 @ w_ch.d[:, 0]) + table[pos_tok[idx]].sum(axis=1)
+
+    def val_tau():
+        return kendall_tau_within(logits(val), -val_loss[val], bucket[val]) if len(val) else float("nan")
+
+    def snapshot():
+        return w_tok.d.copy(), w_ch.d.copy()
+
+    best_tau, best_step, best_w, checks = val_tau(), 0, snapshot(), 0
+    step = 0
+    for step in range(1, max_steps + 1):
+        g_rows = np.zeros(w_tok.shape[0])
+        g_sum = 0.0
+        for g, (t, m), share in zip(groups, pairs, weights):
+            z = logits(g)
+            if loss_on == "logit":
+                _, dz = pair_loss_grad(z, t, m)
+            else:
+                sz = 1.0 / (1.0 + np.exp(-z))
+                _, ds = pair_loss_grad(sz, t, m)
+                dz = ds * sz * (1.0 - sz)
+            g_rows += share * np.bincount(pos_tok[g].reshape(-1), weights=np.repeat(dz, pos_tok.shape[1]),
+                                          minlength=w_tok.shape[0])
+            g_sum += share * float(dz.sum())
+        w_tok.g = g_rows.reshape(w_tok.shape).astype(np.float32)
+        w_ch.g = (a.T @ g_rows + c0 * g_sum).reshape(w_ch.shape).astype(np.float32)
+        solver.update()
+        if step % eval_every == 0:
+            tau = val_tau()
+            if np.isfinite(tau) and (not np.isfinite(best_tau) or tau > best_tau + 1e-12):
+                best_tau, best_step, best_w, checks = tau, step, snapshot(), 0
+            else:
+                checks += 1
+                if checks >= patience:
+                    break
+    if not np.isfinite(best_tau):  # no validation figure: keep the last step
+        best_step, best_w = step, snapshot()
+    w_tok.d, w_ch.d = best_w
+    return {"steps": int(best_step), "val_tau": float(best_tau)}
+
+
 def _check_args(pathset, epochs, patience, batch_size, lr, wide_lr, weight_decay, val_fraction, test_fraction,
                 ensemble, select, loss_on, init, max_seconds):
     if len(pathset) < MIN_PATHS:
@@ -212,9 +283,11 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
                       lr: float = DEFAULTS["lr"], wide_lr: float = DEFAULTS["wide_lr"],
                       loss_on: str = DEFAULTS["loss_on"], weight_decay: float = DEFAULTS["weight_decay"],
                       val_fraction: float = DEFAULTS["val_fraction"], test_fraction: float = DEFAULTS["test_fraction"],
-                      ensemble: int = DEFAULTS["ensemble"], select: str = DEFAULTS["select"], seed: int = 0,
+                      ensemble: int = DEFAULTS["ensemble"], select: str = DEFAULTS["select"],
+                      warm_up: bool = DEFAULTS["warm_up"], seed: int = 0,
                       max_seconds: Optional[float] = None, n_buckets: int = 5,
-                      log: Optional[Callable[[str], None]] = None) -> TrainResult:
+                      log: Optional[Callable[[str], None]] = None,
+                      on_epoch: Optional[Callable[[int, PathFilter], None]] = None) -> TrainResult:
     """Train a path filter on ``pathset`` (or fine-tune ``init``, a PathFilter or a .h5 path).
 
     ``space``: the vocabulary comes from it (the full OFA space when None; from ``init`` when
@@ -224,8 +297,9 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
     buckets (True) or across all buckets (the ablation). ``epochs``: the epoch cap; ``patience``:
     stop after this many epochs without a better validation score. ``test_fraction``: the share
     of every bucket held out as the test split (``TrainResult.test_index``). ``max_seconds``:
-    stop after the epoch that passes this wall time (per member). Returns a TrainResult whose
-    filter holds the selected weights."""
+    stop after the epoch that passes this wall time (per member). ``on_epoch(epoch, filter)``:
+    called after every epoch with the network being trained (e.g. to follow a test metric).
+    Returns a TrainResult whose filter holds the selected weights."""
     import nnabla.solvers as S
 
     t0 = time.perf_counter()
@@ -264,13 +338,13 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
     def run_member(flt: PathFilter, member_seed: int, fine_tune: bool):
         rng = np.random.RandomState(member_seed + 1)
         params = flt.parameters()
-        wide_key = "path_filter/wide/embed/W"
+        wide_keys = {SCOPE_PREFIX + WIDE_TOKEN, SCOPE_PREFIX + WIDE_CHOICE}
         solver = S.Adam(alpha=lr)
-        solver.set_parameters({k: v for k, v in params.items() if k != wide_key})
+        solver.set_parameters({k: v for k, v in params.items() if k not in wide_keys})
         solvers = [solver]
-        if wide_key in params:
+        if wide_keys <= set(params):
             wsolver = S.Adam(alpha=wide_lr)
-            wsolver.set_parameters({wide_key: params[wide_key]})
+            wsolver.set_parameters({k: params[k] for k in sorted(wide_keys)})
             solvers.append(wsolver)
         views = {k: v.d for k, v in params.items()}
         grads = {k: v.g for k, v in params.items()}
@@ -294,12 +368,17 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
                 return True
             return c > b + 1e-12 if select == "tau" else c < b - 1e-12
 
-        start = validate()
+        warm = None
+        if not fine_tune and flt.config.wide and warm_up:
+            warm = warm_up_wide(flt, ids, tr, va, bucket, loss_v, flops_bounded, loss_on, wide_lr)
+            if log:
+                log(f"wide head warm-up: {warm['steps']} steps, val tau within buckets {warm['val_tau']:.4f}")
+        start = validate()  # epoch 0: the weights joint training starts from
         history = [{"epoch": 0, "train_loss": None, "val_loss": start[0], "val_tau": start[1],
                     "seconds": time.perf_counter() - t0}]
         if fine_tune:
             best, best_epoch, best_state = start, 0, flt.state()
-        else:  # from scratch: the untrained weights are never a candidate
+        else:  # from scratch: the untrained (or only warmed-up) weights are never a candidate
             best, best_epoch, best_state = (float("nan"), float("nan")), None, None
         if log:
             log(f"epoch 0: val loss {start[0]:.5f}, val tau within buckets {start[1]:.4f}")
@@ -328,6 +407,8 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
                 total += loss
                 steps += 1
             vl, vt = validate()
+            if on_epoch is not None:
+                on_epoch(epoch, flt)
             history.append({"epoch": epoch, "train_loss": total / steps if steps else None, "val_loss": vl,
                             "val_tau": vt, "seconds": time.perf_counter() - t0})
             if log:
@@ -351,7 +432,7 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
                     net.p = {kk[scope:]: vv for kk, vv in views.items()}
                     break
         flt.set_state(best_state)
-        return {"seed": int(member_seed), "best_epoch": int(best_epoch), "best_val_loss": float(best[0]),
+        return {"seed": int(member_seed), "wide_warm_up": warm, "best_epoch": int(best_epoch), "best_val_loss": float(best[0]),
                 "best_val_tau": float(best[1]), "stopped": stopped, "epochs_run": history[-1]["epoch"]}, history
 
     members, infos, history = [], [], []

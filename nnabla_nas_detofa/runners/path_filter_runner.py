@@ -22,20 +22,32 @@ import time
 from ..atomic import write_json_atomic
 from ..data.fixed_sets import FixedImageSet, draw_ids, records_of
 from ..evaluation.path_eval import PathEvaluator, gather_objects
-from ..path_filter import PathSet, kendall_tau_within, train_path_filter, validation_quality
+from ..path_filter import PathSet, evaluate, fit_baseline, kendall_tau_within, train_path_filter
+from ..path_filter.baselines import KINDS
+from ..path_filter.train import DEFAULTS, LOSS_ON, SELECT, held_out_quality, validation_quality
 from ..space import Arch, space_from_spec
 from ..space.bucket_sampling import sample_per_bucket
 from .base import DetOFARunner, space_spec
-from .schema import Bool, Choice, Int, Num, Obj, Str
+from .schema import Bool, Choice, Int, ListOf, Num, Obj, SchemaError, Str
 
+# the keyword options of train_path_filter that hparams.filter may set (the rest come from the run)
 FILTER_OPTIONS = {
-    "epochs": Int(0, default=20),
-    "batch_size": Int(2, default=32),
-    "lr": Num(0, lo_open=True, default=3e-4),
-    "val_fraction": Num(0, 1, lo_open=True, hi_open=True, default=0.2),
+    "epochs": Int(0, default=DEFAULTS["epochs"]),       # the epoch cap (>= 1 from scratch: checked at start)
+    "patience": Int(1, default=DEFAULTS["patience"]),
+    "batch_size": Int(2, default=DEFAULTS["batch_size"]),
+    "lr": Num(0, lo_open=True, default=DEFAULTS["lr"]),
+    "wide_lr": Num(0, lo_open=True, default=DEFAULTS["wide_lr"]),
+    "weight_decay": Num(0, default=DEFAULTS["weight_decay"]),
+    "val_fraction": Num(0, 1, lo_open=True, hi_open=True, default=DEFAULTS["val_fraction"]),
+    "test_fraction": Num(0, 1, hi_open=True, default=0.2),  # held out for quality.json (0: report on validation)
+    "ensemble": Int(1, default=DEFAULTS["ensemble"]),
+    "select": Choice(SELECT, default=DEFAULTS["select"]),
+    "loss_on": Choice(LOSS_ON, default=DEFAULTS["loss_on"]),
     "budget": Bool(nullable=True, default=None),
     "block_pe": Bool(nullable=True, default=None),
     "pe_norm": Choice(("width", "index"), nullable=True, default=None),
+    "wide": Bool(nullable=True, default=None),
+    "warm_up": Bool(default=DEFAULTS["warm_up"]),
     "flops_bounded": Bool(default=True),
     "max_seconds": Num(0, lo_open=True, nullable=True, default=None),
 }
@@ -45,6 +57,7 @@ HPARAMS = {
     "n_buckets": Int(1, 100, default=5),
     "init": Str(nullable=True, default=None),         # pre-trained path filter (.h5) to fine-tune
     "filter": Obj(FILTER_OPTIONS),
+    "baselines": ListOf(Choice(KINDS), default=list(KINDS)),  # fitted on the same split, reported next to it
     "repeatability_paths": Int(0, default=30),        # paths labelled again with a second calibration set
 }
 
@@ -53,6 +66,18 @@ class DetOFAPathFilterRunner(DetOFARunner):
     """NNablaNAS runner: sample and label paths of a trained supernet, train/fine-tune the path filter."""
 
     HPARAMS = HPARAMS
+
+    @classmethod
+    def check_hparams(cls, hparams: dict, where: str = "hparams") -> dict:
+        hp = super().check_hparams(hparams, where)
+        f = hp["filter"]
+        if hp["init"] is None and f["epochs"] < 1:
+            raise SchemaError(f"{where}.filter.epochs={f['epochs']}: expected an integer >= 1 when training from "
+                              f"scratch (0 is for fine-tuning {where}.init as it is)")
+        if f["val_fraction"] + f["test_fraction"] >= 1:
+            raise SchemaError(f"{where}.filter.test_fraction={f['test_fraction']}: expected val_fraction + "
+                              f"test_fraction < 1 (val_fraction={f['val_fraction']})")
+        return hp
 
     @classmethod
     def needs_dval(cls, hparams):
@@ -172,21 +197,34 @@ class DetOFAPathFilterRunner(DetOFARunner):
                 self.log(f"Label repeatability: {rep['paths']} paths labelled again with another calibration set "
                          f"of {rep['calibration_images']} images: Kendall tau within buckets "
                          f"{rep['kendall_tau_within']:.3f}")
+            fopt = hp["filter"]
             result = train_path_filter(pathset, buckets=sample.buckets, space=self.space, supernet=self.model.config,
                                        input_size=self.input_size, init=hp["init"], seed=hp["seed"],
-                                       n_buckets=hp["n_buckets"], log=self.log, **hp["filter"])
+                                       n_buckets=hp["n_buckets"], log=self.log, **fopt)
             result.filter.save(os.path.join(self.out, "path_filter.h5"))
-            quality = validation_quality(result, pathset)
+            quality = held_out_quality(result, pathset)
+            baselines = {}
+            held = result.test_index if len(result.test_index) else result.val_index
+            for kind in hp["baselines"]:
+                b = fit_baseline(kind, pathset, buckets=sample.buckets, val_fraction=fopt["val_fraction"],
+                                 test_fraction=fopt["test_fraction"], seed=hp["seed"])
+                baselines[kind] = dict(evaluate(b.ranker, pathset.subset(held), buckets=sample.buckets),
+                                       computed_on=quality["computed_on"], baseline=b.info)
             report = {"paths": len(pathset), "buckets": sample.buckets.to_dict(), "label_seconds": round(t_label, 1),
-                      "filter_seconds": round(result.seconds, 1), "best_epoch": result.best_epoch,
-                      "fine_tuned_from": hp["init"], "quality_on_validation_split": quality,
-                      "label_repeatability": rep}
+                      "filter_seconds": round(result.seconds, 1), "training": result.summary(),
+                      "best_epoch": result.best_epoch, "fine_tuned_from": hp["init"],
+                      "test_index": result.test_index.tolist(), "val_index": result.val_index.tolist(),
+                      "quality": quality, "quality_on_validation_split": validation_quality(result, pathset),
+                      "baselines": baselines, "label_repeatability": rep}
             write_json_atomic(os.path.join(self.out, "quality.json"), report, indent=1)
             os.remove(self._partial_path())
             weak = quality["weak"].get("0.25", {})
-            self.log(f"Path filter trained in {result.seconds:.1f}s on {len(pathset)} paths; validation "
-                     f"split: Kendall tau within buckets {quality['kendall_tau_within']}, weakest-25% "
-                     f"precision {weak.get('precision')} recall {weak.get('recall')}; outputs in {self.out}")
+            line = ", ".join(f"{k} {v['kendall_tau_within']:.3f} / {v['weak']['0.25']['precision']:.3f}"
+                             for k, v in baselines.items())
+            self.log(f"Path filter trained in {result.seconds:.1f}s on {len(pathset)} paths; on the "
+                     f"{quality['computed_on']}: Kendall tau within buckets {quality['kendall_tau_within']}, "
+                     f"weakest-25% precision {weak.get('precision')}; baselines (tau / precision): {line}; "
+                     f"outputs in {self.out}")
         elif os.path.exists(self._partial_path()):
             os.remove(self._partial_path())
         self.callback_on_finish()
