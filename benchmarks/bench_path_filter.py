@@ -19,9 +19,9 @@ ablations.
    figures are the means over the splits.
 4. Table 2 ablations, trained from scratch on synthetic task 0's 600 paths and on the demo set's
    first split, next to the full filter: without the FLOPs-bounded loss (pairs across buckets),
-   without the budget embedding, without the block positional encoding; and, for this project's
-   choices, without the wide head (the transformer alone) and with the pairwise loss on the
-   sigmoid score (DETOFA.md's literal Eq. 5) instead of the logit.
+   without the budget embedding, without the block positional encoding; with ``--extra-ablations``
+   also this project's choices: without the wide head (the transformer alone) and with the
+   pairwise loss on the sigmoid score (DETOFA.md's literal Eq. 5) instead of the logit.
 With ``--transfer``: pre-train on synthetic task 0 (OFA), fine-tune on 500 paths of a related
 target task (CompOFA*), timed, against a filter trained from scratch on the same 500 paths.
 """
@@ -45,8 +45,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO_PATHS = os.path.join(HERE, "data", "demo_paths.jsonl")
 BASELINES = ("ridge", "mlp", "flops")
 ABLATIONS = (("no FLOPs-bounded loss", {"flops_bounded": False}), ("no budget", {"budget": False}),
-             ("no block PE", {"block_pe": False}), ("no wide head (transformer only)", {"wide": False}),
-             ("loss on sigmoid score", {"loss_on": "score"}))
+             ("no block PE", {"block_pe": False}))
+EXTRA_ABLATIONS = (("no wide head (transformer only)", {"wide": False}),
+                   ("loss on sigmoid score", {"loss_on": "score"}))
 
 
 def throughput(n: int, seed: int = 0) -> dict:
@@ -156,11 +157,14 @@ def main(argv=None):
     ap.add_argument("--demo-splits", type=int, default=3, help="split seeds averaged on the demo path set")
     ap.add_argument("--demo-test", type=float, default=0.3, help="share of every demo bucket held out as test")
     ap.add_argument("--no-ablations", action="store_true")
+    ap.add_argument("--extra-ablations", action="store_true",
+                    help="also ablate this project's additions (wide head, loss on the logit)")
     ap.add_argument("--transfer", action="store_true", help="also time pre-training + fine-tuning (CompOFA* target)")
     ap.add_argument("--json", help="also write the numbers to this file")
     a = ap.parse_args(argv)
     t_start = time.perf_counter()
-    res = {"throughput": throughput(1000 if a.quick else 10000), "load_average": os.getloadavg()}
+    res = {"throughput": throughput(1000 if a.quick else 4000), "load_average": os.getloadavg()}
+    ablations = () if a.no_ablations else ABLATIONS + (EXTRA_ABLATIONS if a.extra_ablations else ())
     tp = res["throughput"]
     print(f"scoring throughput (paths/s, one process, this CPU; load average {res['load_average'][0]:.2f}):")
     for k, v in tp.items():
@@ -177,7 +181,7 @@ def main(argv=None):
         task = SyntheticTask(s)
         train = synthetic_pathset(task, ofa, CFG, SIZE, m_train, seed=10 * s + 1)
         test = synthetic_pathset(task, ofa, CFG, SIZE, m_test, seed=10 * s + 2)
-        abl = ABLATIONS if (s == 0 and not a.quick and not a.no_ablations) else ()
+        abl = ablations if (s == 0 and not a.quick) else ()
         rows.append((f"synthetic task {s}", compare(train, test, buckets, 0, filter_kw, ablations=abl)))
         print(f"  [synthetic task {s} done, {time.perf_counter() - t_start:.0f}s]", flush=True)
     res["synthetic"] = {name: r for name, r in rows}
@@ -187,7 +191,7 @@ def main(argv=None):
         demo = PathSet.read(a.demo)
         dbuckets = _demo_buckets(demo)
         for k in range(1 if a.quick else a.demo_splits):
-            abl = ABLATIONS if (k == 0 and not a.quick and not a.no_ablations) else ()
+            abl = ablations if (k == 0 and not a.quick) else ()
             demo_rows.append(compare(demo, None, dbuckets, k, filter_kw, test_fraction=a.demo_test, ablations=abl))
             print(f"  [demo split {k} done, {time.perf_counter() - t_start:.0f}s]", flush=True)
         res["demo"] = demo_rows
@@ -229,7 +233,9 @@ def main(argv=None):
               f"{tr['finetuned']['precision']:.3f}; from scratch {tr['scratch_seconds']:.1f} s: tau "
               f"{tr['scratch']['tau']:.3f} prec {tr['scratch']['precision']:.3f}")
     res["seconds"] = time.perf_counter() - t_start
-    print(f"(path filter benchmark: {res['seconds']:.0f} s)")
+    res["load_average_end"] = os.getloadavg()
+    print(f"(path filter benchmark: {res['seconds']:.0f} s on this CPU; load average at the start "
+          f"{res['load_average'][0]:.1f}, at the end {res['load_average_end'][0]:.1f})")
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump(json_safe(res), f, indent=1)

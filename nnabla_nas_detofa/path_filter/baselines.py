@@ -213,7 +213,7 @@ def fit_ridge(x_tr, y_tr, b_tr, x_va, y_va, b_va, alphas: Sequence[float] = RIDG
 
 
 def fit_mlp(x_tr, y_tr, b_tr, x_va, y_va, b_va, hidden=(400, 400, 400), lr: float = 1e-3,
-            weight_decay: float = 1e-4, batch_size: int = 64, epochs: int = 300, patience: int = 40,
+            weight_decay: float = 1e-4, batch_size: int = 64, epochs: int = 300, patience: int = 30,
             seed: int = 0):
     """(ranker, info): Adam on the MSE of standardised targets; the epoch with the best validation
     within-bucket tau (ties: lower validation MSE) is kept, training stops after ``patience``
