@@ -202,11 +202,15 @@ def test_path_filter_files(files, tmp_path):
 def test_training_that_diverges_or_cannot_start(files, tmp_path, monkeypatch):
     import nnabla_nas_detofa.path_filter.train as train
     out = tmp_path / "out"
-    nan_loss = train.pairwise_hinge_loss_nn
-    monkeypatch.setattr(train, "pairwise_hinge_loss_nn", lambda *a: nan_loss(*a) * float("nan"))
+    nan_loss = train.pair_loss_grad
+
+    def diverging(*a):
+        loss, grad = nan_loss(*a)
+        return loss * float("nan"), grad
+    monkeypatch.setattr(train, "pair_loss_grad", diverging)
     o = call(main_tools, ["path-filter", "train", "--paths", str(files / "paths.jsonl"), "--epochs", "3",
                           "-o", str(out)])
-    assert_one_line(o, "diverged in epoch 1", "lower lr")
+    assert_one_line(o, "diverged at epoch 1", "lower lr")
     assert not out.exists()                 # the untrained filter is not saved
     monkeypatch.undo()
     (tmp_path / "afile").write_text("mine")

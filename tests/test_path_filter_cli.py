@@ -39,6 +39,9 @@ def test_train_writes_weights_config_and_quality(trained, capsys):
     assert {p.name for p in trained.iterdir()} == {"path_filter.h5", "path_filter.json", "quality.json"}
     q = json.loads((trained / "quality.json").read_text())
     assert q["validation"]["n"] == 10 and q["test"]["n"] == 30
+    assert q["test"]["held_out"] is True and q["test"]["computed_on"].startswith("--test-paths")
+    assert q["validation"]["held_out"] is False and "selected the checkpoint" in q["validation"]["computed_on"]
+    assert q["training"]["n_test"] == 0 and q["training"]["stopped"] in ("epochs", "patience")
     assert "flops_only" in q["validation"] and set(q["test"]["weak"]) == {"0.2", "0.25", "0.3", "0.4"}
     assert len(q["training"]["history"]) == 3 and q["training"]["ablation"] == []
     cfg = json.loads((trained / "path_filter.json").read_text())
@@ -98,7 +101,7 @@ def _err(capsys, argv):
     capsys.readouterr()
     assert main_tools(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err
+    assert "error: " in err and "\n" not in err
     return err
 
 
@@ -129,6 +132,74 @@ def test_errors_are_one_line(trained, files, capsys, tmp_path):
     assert "unknown search space" in _err(capsys, ["path-filter", "train", "--paths", str(one), "--space", "x",
                                                    "-o", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
+
+
+def test_train_without_test_paths_reports_on_a_test_split(files, capsys):
+    out = files / "split"
+    capsys.readouterr()
+    assert main_tools(["path-filter", "train", "--paths", str(files / "train.jsonl"), "--epochs", "1",
+                       "--batch-size", "8", "--test-fraction", "0.25", "-o", str(out)]) == 0
+    line = json.loads(capsys.readouterr().out)
+    q = json.loads((out / "quality.json").read_text())
+    assert q["test"]["n"] == 10 and q["test"]["held_out"] is True
+    assert q["test"]["computed_on"].startswith("test split: 10 paths") and line["computed_on"] == q["test"]["computed_on"]
+    test_idx, val_idx = set(q["training"]["test_index"]), set(q["training"]["val_index"])
+    assert len(test_idx) == 10 and not test_idx & val_idx
+    # the reported numbers are the filter's on exactly those paths
+    from nnabla_nas_detofa.path_filter import PathSet, evaluate
+    ps = PathSet.read(str(files / "train.jsonl"))
+    flt = PathFilter.load(str(out / "path_filter.h5"))
+    rep = evaluate(flt, ps.subset(sorted(test_idx)))
+    assert rep["kendall_tau_within"] == pytest.approx(q["test"]["kendall_tau_within"])
+
+
+def test_bad_flag_values_stop_before_any_work(files, capsys, tmp_path):
+    base = ["path-filter", "train", "--paths", str(files / "train.jsonl"), "-o", str(tmp_path / "o")]
+    for flag, value in (("--lr", "nan"), ("--lr", "0"), ("--wide-lr", "inf"), ("--patience", "0"),
+                        ("--epochs", "0"), ("--batch-size", "1"), ("--ensemble", "0"), ("--test-fraction", "1.5"),
+                        ("--val-fraction", "0"), ("--weight-decay", "-1")):
+        capsys.readouterr()
+        assert main_tools(base + [flag, value]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and (f"argument {flag}: '{value}'" in err or "train.epochs=0" in err), err
+    err = _err(capsys, base + ["--val-fraction", "0.5", "--test-fraction", "0.5"])
+    assert "--val-fraction=0.5 + --test-fraction=0.5" in err
+    # checked before the path set is read: a missing file is not what is reported
+    assert main_tools(["path-filter", "train", "--paths", str(tmp_path / "none.jsonl"), "--lr", "nan",
+                       "-o", str(tmp_path / "o")]) == 2
+    assert "argument --lr: 'nan'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_baseline_command(files, capsys, tmp_path):
+    from nnabla_nas_detofa.path_filter import PathSet, evaluate, fit_baseline
+    from nnabla_nas_detofa.path_filter.train import resolve_buckets
+    train, test = PathSet.read(str(files / "train.jsonl")), PathSet.read(str(files / "test.jsonl"))
+    capsys.readouterr()
+    out = tmp_path / "ridge"
+    assert main_tools(["path-filter", "baseline", "--kind", "ridge", "--paths", str(files / "train.jsonl"),
+                       "--test-paths", str(files / "test.jsonl"), "-o", str(out)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert json.loads((out / "quality.json").read_text()) == rep
+    buckets = resolve_buckets(train)
+    ref = evaluate(fit_baseline("ridge", train, buckets=buckets).ranker, test, buckets=buckets)
+    assert rep["kendall_tau_within"] == pytest.approx(ref["kendall_tau_within"])
+    assert rep["weak"]["0.25"] == ref["weak"]["0.25"] and rep["n"] == 30 and rep["held_out"] is True
+    assert rep["computed_on"].startswith("--test-paths") and rep["baseline"]["kind"] == "ridge"
+    # the same report format as `path-filter eval`
+    assert {"n", "bucket_sizes", "kendall_tau", "kendall_tau_bucket", "kendall_tau_within", "weak",
+            "flops_only"} <= set(rep)
+    assert main_tools(["path-filter", "baseline", "--kind", "flops", "--paths", str(files / "test.jsonl"),
+                       *NET]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["computed_on"].startswith("test split: ") and rep["held_out"] is True
+    assert rep["kendall_tau_within"] == rep["flops_only"]["kendall_tau_within"]
+    assert main_tools(["path-filter", "baseline", "--kind", "mlp", "--paths", str(files / "train.jsonl"),
+                       "--test-fraction", "0.25"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["n"] == 10 and rep["baseline"]["hidden"] == [400, 400, 400]
+    assert "argument --test-fraction: '-0.1'" in _err(capsys, ["path-filter", "baseline", "--kind", "ridge", "--paths",
+                                                   str(files / "train.jsonl"), "--test-fraction", "-0.1"])
 
 
 def test_module_entry_point(trained, files):

@@ -2,7 +2,8 @@
 import json
 import os
 
-from nnabla_nas_detofa.path_filter import PathFilter, PathSet
+from nnabla_nas_detofa.path_filter import PathFilter, PathSet, evaluate
+from nnabla_nas_detofa.path_filter.quality import json_safe
 from nnabla_nas_detofa.runners.launch import run_experiment
 
 
@@ -32,7 +33,18 @@ def test_runner_writes_pathset_filter_and_report(tiny_voc, tmp_path):
     scores = flt.score(ps.archs, flops=ps.flops)
     assert scores.shape == (12,) and ((scores > 0) & (scores < 1)).all()
     report = json.load(open(os.path.join(out, "quality.json")))
-    assert report["paths"] == 12 and "quality_on_validation_split" in report
+    assert report["paths"] == 12 and report["quality_on_validation_split"]["held_out"] is False
+    # the quality is on the test split (one path per bucket), which neither trained nor selected the filter
+    q = report["quality"]
+    assert q["held_out"] is True and q["n"] == 3 and q["computed_on"].startswith("test split: 3 paths")
+    test, val = set(report["test_index"]), set(report["val_index"])
+    assert len(test) == 3 and not test & val
+    rep = evaluate(flt, ps.subset(sorted(test)), buckets=flt.config.buckets)
+    assert rep["kendall_tau"] == q["kendall_tau"] and json.dumps(json_safe(rep["weak"])) == json.dumps(q["weak"])
+    # the baselines on the same paths
+    assert set(report["baselines"]) == {"flops", "ridge", "mlp"}
+    assert all(b["n"] == 3 and b["computed_on"] == q["computed_on"] for b in report["baselines"].values())
+    assert report["training"]["n_test"] == 3
     assert not os.path.exists(os.path.join(out, "paths.partial.jsonl"))
 
 
@@ -52,3 +64,37 @@ def test_labelling_resumes_from_partial_file(tiny_voc, tmp_path):
     assert list(again.val_loss[:4]) == [123.0, 124.0, 125.0, 126.0]     # reused, not measured again
     assert not set(again.val_loss[4:]) & {123.0, 124.0, 125.0, 126.0}  # the rest measured
     assert [a.key() for a in again.archs] == [a.key() for a in first.archs]
+
+
+def test_filter_options_are_checked_before_any_work(tmp_path):
+    import pytest
+    from nnabla_nas_detofa.path_filter import train_path_filter
+    from nnabla_nas_detofa.runners.path_filter_runner import FILTER_OPTIONS, DetOFAPathFilterRunner
+    from nnabla_nas_detofa.runners.schema import SchemaError
+    import inspect
+    # every option is a keyword of train_path_filter
+    params = inspect.signature(train_path_filter).parameters
+    assert set(FILTER_OPTIONS) <= set(params)
+    common = experiment("root", "out")["hparams"]
+
+    def check(extra):
+        return DetOFAPathFilterRunner.check_hparams(dict(common, **extra))
+
+    hp = check({"filter": {"lr": 1e-3}})
+    assert hp["filter"]["test_fraction"] == 0.2 and hp["filter"]["patience"] == params["patience"].default
+    for bad, match in (({"lr": float("nan")}, "hparams.filter.lr=nan"), ({"epochs": 0}, "hparams.filter.epochs=0"),
+                       ({"patience": 0}, "hparams.filter.patience=0"), ({"lrr": 1}, "did you mean 'lr'"),
+                       ({"test_fraction": 0.9}, "hparams.filter.test_fraction=0.9"),
+                       ({"select": "x"}, "hparams.filter.select")):
+        with pytest.raises(SchemaError, match=match.replace("(", r"\(")):
+            check({"filter": bad})
+    from nnabla_nas_detofa.path_filter import PathFilter, PathFilterConfig
+    from nnabla_nas_detofa.path_filter.model import default_vocabulary
+    from nnabla_nas_detofa.space import Buckets
+    w = str(tmp_path / "w.h5")
+    PathFilter(PathFilterConfig(vocab=default_vocabulary(), buckets=Buckets(1.0, 9.0))).save(w)
+    assert check({"filter": {"epochs": 0}, "init": w})["filter"]["epochs"] == 0  # fine-tuning: allowed
+    with pytest.raises(SchemaError, match="hparams.init: .*none.h5: no such file"):
+        check({"init": str(tmp_path / "none.h5")})
+    with pytest.raises(SchemaError, match="hparams.baselines"):
+        check({"baselines": ["svm"]})

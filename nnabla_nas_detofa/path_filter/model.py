@@ -35,7 +35,7 @@ import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -45,10 +45,12 @@ from ..schema import Bool, Choice, Custom, Int, ListOf, Num, Obj, SchemaError, S
 from ..space import (BLOCK_INDEX, SEQ_LEN, Buckets, ConfigError, SearchSpace, SupernetConfig, check_input_size, mflops,
                      vocabulary)
 from ..space.tokens import Tokenizer, TokenError
+from .numpy_net import WIDE_CHOICE, WIDE_TOKEN, NumpyNet, choice_map, wide_offsets
 
 SCOPE = "path_filter"
 FORMAT = "nnabla_nas_detofa.path_filter"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no wide head, one member (read as wide=False, n_members=1)
 MAX_LAYER_INDEX = SEQ_LEN - 1
 MAX_BLOCK_INDEX = max(BLOCK_INDEX)
 PE_NORMS = ("width", "index")
@@ -64,6 +66,7 @@ CONFIG_FILE = {   # the keys of a filter's .json (``PathFilterConfig.to_dict``)
     "format": Str(), "version": Int(),
     "vocab": ListOf(Str(), 1, 1_000_000), "buckets": Obj({"lo": Num(0), "hi": Num(0), "n": Int(1, 1000)}),
     "budget": Bool(), "block_pe": Bool(), "pe_norm": Choice(PE_NORMS),
+    "wide": Bool(default=False), "n_members": Int(1, 1000, default=1),   # version 2 (version 1: defaults)
     "token_dim": Int(1, 4096), "bucket_dim": Int(1, 4096), "n_layers": Int(0, 64), "n_heads": Int(1, 64),
     "d_ff": Int(1, 65536), "d_fc": Int(1, 65536),
     "supernet": Custom(_object, "an object of supernet settings", nullable=True, default=None),
@@ -94,13 +97,16 @@ class PathFilterConfig:
 
     ``buckets``: the FLOPs buckets bucket indices are computed with (those of the space the filter
     is trained on). ``supernet`` / ``input_size``: what FLOPs mean, so archs without a "flops"
-    value can be scored; optional."""
+    value can be scored; optional. ``wide``: the wide head (a linear function of the one-hot
+    (position, token) pairs and the one-hot choices, added to the logit; ``numpy_net``). ``n_members``: networks averaged (an ensemble)."""
 
     vocab: Tuple[str, ...]
     buckets: Buckets
     budget: bool = True
     block_pe: bool = True
     pe_norm: str = "width"
+    wide: bool = False
+    n_members: int = 1
     token_dim: int = 96
     bucket_dim: int = 32
     n_layers: int = 3
@@ -117,6 +123,8 @@ class PathFilterConfig:
             raise PathFilterError(f"pe_norm={self.pe_norm!r}: expected one of {PE_NORMS}")
         if self.d_model % self.n_heads:
             raise PathFilterError(f"model width {self.d_model} is not divisible by {self.n_heads} heads")
+        if isinstance(self.n_members, bool) or not isinstance(self.n_members, int) or self.n_members < 1:
+            raise PathFilterError(f"n_members={self.n_members!r}: expected an integer >= 1")
         if self.input_size is not None:
             check_input_size(self.input_size)
 
@@ -131,25 +139,29 @@ class PathFilterConfig:
     def to_dict(self) -> Dict:
         return {"format": FORMAT, "version": FORMAT_VERSION, "vocab": list(self.vocab),
                 "buckets": self.buckets.to_dict(), "budget": self.budget, "block_pe": self.block_pe,
-                "pe_norm": self.pe_norm, "token_dim": self.token_dim, "bucket_dim": self.bucket_dim,
-                "n_layers": self.n_layers,
+                "pe_norm": self.pe_norm, "wide": self.wide, "n_members": self.n_members,
+                "token_dim": self.token_dim, "bucket_dim": self.bucket_dim, "n_layers": self.n_layers,
                 "n_heads": self.n_heads, "d_ff": self.d_ff, "d_fc": self.d_fc,
                 "supernet": None if self.supernet is None else self.supernet.to_dict(),
                 "input_size": self.input_size, "meta": self.meta}
 
     @classmethod
     def from_dict(cls, obj: Dict, where: str = "path filter config") -> "PathFilterConfig":
-        """A config from its JSON; every key is checked (``CONFIG_FILE``), PathFilterError naming it."""
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise PathFilterError(f"{where}: not a path filter config (expected \"format\": \"{FORMAT}\")")
-        if obj.get("version") != FORMAT_VERSION:
-            raise PathFilterError(f"{where}: version {obj.get('version')!r} not supported (expected {FORMAT_VERSION})")
+        version = obj.get("version")
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
+            raise PathFilterError(f"{where}: version {version!r} not supported (this release reads versions "
+                                  f"{', '.join(map(str, READABLE_VERSIONS))})")
         try:
+            if version < 2 and ("wide" in obj or "n_members" in obj):
+                raise PathFilterError(f"{where}: version 1 files have no \"wide\" / \"n_members\" entries")
             v = validate(obj, CONFIG_FILE, "config")
             b = v["buckets"]
             sup = v["supernet"]
             return cls(vocab=tuple(v["vocab"]), buckets=Buckets(b["lo"], b["hi"], b["n"]),
                        budget=v["budget"], block_pe=v["block_pe"], pe_norm=v["pe_norm"],
+                       wide=v["wide"], n_members=v["n_members"],
                        token_dim=v["token_dim"], bucket_dim=v["bucket_dim"], n_layers=v["n_layers"],
                        n_heads=v["n_heads"], d_ff=v["d_ff"], d_fc=v["d_fc"],
                        supernet=None if sup is None else SupernetConfig.from_dict(sup, "config.supernet"),
@@ -167,7 +179,11 @@ def _nn():
 
 
 class PathFilter:
-    """A path filter: ``score(archs)`` -> scores in (0, 1), higher = better expected path."""
+    """A path filter: ``score(archs)`` -> scores in (0, 1), higher = better expected path.
+
+    With ``config.n_members`` > 1 it is an ensemble of that many networks of the same shape (each
+    with its own parameters, member ``m`` initialised with ``seed + m``); its logit is the mean of
+    the members' logits."""
 
     def __init__(self, config: PathFilterConfig, seed: int = 0):
         self.config = config
@@ -175,12 +191,12 @@ class PathFilter:
             self.tokenizer = Tokenizer(config.vocab)
         except TokenError as err:
             raise PathFilterError(f"path filter vocabulary: {err}") from None
-        self._root: "OrderedDict" = OrderedDict()
+        self._roots: List["OrderedDict"] = [OrderedDict() for _ in range(config.n_members)]
         self._graphs: Dict[int, Tuple] = {}
-        wide = config.pe_norm == "width"
-        pe = sinusoid(range(SEQ_LEN), config.d_model, config.d_model if wide else MAX_LAYER_INDEX)
+        width_norm = config.pe_norm == "width"
+        pe = sinusoid(range(SEQ_LEN), config.d_model, config.d_model if width_norm else MAX_LAYER_INDEX)
         if config.block_pe:
-            pe = pe + sinusoid(BLOCK_INDEX, config.d_model, config.d_model if wide else MAX_BLOCK_INDEX)
+            pe = pe + sinusoid(BLOCK_INDEX, config.d_model, config.d_model if width_norm else MAX_BLOCK_INDEX)
         self.pe = pe.astype(np.float32)
         self._create_parameters(seed)
 
@@ -189,19 +205,33 @@ class PathFilter:
         nn, _, _ = _nn()
         import nnabla.random as nr
         saved = nr.prng
-        nr.prng = np.random.RandomState(seed)
         try:
-            tok = nn.Variable((1, SEQ_LEN))
-            bkt = nn.Variable((1,))
-            self.graph(tok, bkt)
+            for m, root in enumerate(self._roots):
+                nr.prng = np.random.RandomState(seed + m)
+                self._logit_graph(root, nn.Variable((1, SEQ_LEN)), nn.Variable((1,)))
         finally:
             nr.prng = saved
 
+    @property
+    def n_members(self) -> int:
+        return len(self._roots)
+
+    @staticmethod
+    def member_name(m: int, name: str) -> str:
+        """The saved name of member ``m``'s parameter ``name`` ("path_filter/..."): unchanged for
+        member 0, "path_filter/member{m}/..." for the others."""
+        return name if m == 0 else f"{SCOPE}/member{m}/{name[len(SCOPE) + 1:]}"
+
     def parameters(self) -> "OrderedDict":
-        """``{"path_filter/...": nn.Variable}``: every parameter of this filter, and only them."""
+        """``{"path_filter/...": nn.Variable}``: every parameter of this filter, and only them
+        (member ``m`` > 0 of an ensemble under "path_filter/member{m}/...")."""
         nn, _, _ = _nn()
-        with nn.parameter_scope("", self._root):
-            return nn.get_parameters(grad_only=False)
+        out: "OrderedDict" = OrderedDict()
+        for m, root in enumerate(self._roots):
+            with nn.parameter_scope("", root):
+                for k, v in nn.get_parameters(grad_only=False).items():
+                    out[self.member_name(m, k)] = v
+        return out
 
     def state(self) -> Dict[str, np.ndarray]:
         return {k: v.d.copy() for k, v in self.parameters().items()}
@@ -219,19 +249,53 @@ class PathFilter:
                                       f"expected {tuple(v.shape)}")
             v.d = state[k]
 
+    def member(self, m: int) -> "PathFilter":
+        """Member ``m`` as a one-network filter sharing this filter's parameters (training it
+        trains the ensemble's member); the filter itself when it has one member."""
+        if not 0 <= m < self.n_members:
+            raise PathFilterError(f"member {m}: the filter has {self.n_members} member(s)")
+        if self.n_members == 1:
+            return self
+        cfg = copy.deepcopy(self.config)
+        cfg.n_members = 1
+        out = PathFilter.__new__(PathFilter)
+        out.config, out.tokenizer, out.pe = cfg, self.tokenizer, self.pe
+        out._roots, out._graphs = [self._roots[m]], {}
+        return out
+
+    @classmethod
+    def ensemble_of(cls, members: Sequence["PathFilter"]) -> "PathFilter":
+        """One filter averaging the logits of ``members`` (one-network filters of one config)."""
+        if not members:
+            raise PathFilterError("an ensemble needs at least one member")
+        base = members[0].config
+        for i, f in enumerate(members):
+            if f.n_members != 1:
+                raise PathFilterError(f"member {i} is itself an ensemble")
+            a = dict(f.config.to_dict(), meta=None)
+            if a != dict(base.to_dict(), meta=None):
+                raise PathFilterError(f"member {i} has another configuration than member 0")
+        cfg = copy.deepcopy(base)
+        cfg.n_members = len(members)
+        out = cls(cfg)
+        state = {}
+        for m, f in enumerate(members):
+            state.update({cls.member_name(m, k): v for k, v in f.state().items()})
+        out.set_state(state, where="ensemble members")
+        return out
+
     def copy(self) -> "PathFilter":
         other = PathFilter(copy.deepcopy(self.config))
         other.set_state(self.state())
         return other
 
     # --- NNabla graph --------------------------------------------------------------------
-    def graph(self, tok, bkt):
-        """Scores (B,) of token ids ``tok`` (B, 19) and bucket indices ``bkt`` (B,), as an NNabla
-        graph on this filter's parameters (created on first use)."""
+    def _logit_graph(self, root, tok, bkt):
+        """Logits (B,) of one member (its parameters in ``root``)."""
         nn, F, PF = _nn()
         c = self.config
         b, L = tok.shape
-        with nn.parameter_scope(SCOPE, self._root):
+        with nn.parameter_scope(SCOPE, root):
             te = PF.embed(tok, len(c.vocab), c.token_dim, name="token_embed")
             be = PF.embed(bkt, c.n_bucket_rows, c.bucket_dim, name="bucket_embed")
             be = F.broadcast(F.reshape(be, (b, 1, c.bucket_dim)), (b, L, c.bucket_dim))
@@ -243,8 +307,31 @@ class PathFilter:
             h = F.mean(h, axis=0)
             h = F.relu(PF.affine(h, c.d_fc, name="fc1"))
             h = F.relu(PF.affine(h, c.d_fc, name="fc2"))
-            s = F.sigmoid(PF.affine(h, 1, name="out"))
-        return F.reshape(s, (b,))
+            z = F.reshape(PF.affine(h, 1, name="out"), (b,))
+            if c.wide:
+                from nnabla.initializer import ConstantInitializer
+                from nnabla.parameter import get_parameter_or_create
+                zero = ConstantInitializer(0.0)
+                a, c0 = choice_map(tuple(c.vocab))
+                w_tok = get_parameter_or_create(WIDE_TOKEN, (L * len(c.vocab), 1), zero, True)
+                w_ch = get_parameter_or_create(WIDE_CHOICE, (a.shape[1], 1), zero, True)
+                table = w_tok + F.affine(nn.Variable.from_numpy_array(a), w_ch)
+                rows = tok + nn.Variable.from_numpy_array(wide_offsets(len(c.vocab))[None, :L].astype(np.float32))
+                wz = F.sum(F.reshape(F.embed(rows, table), (b, L)), axis=1)
+                z = z + wz + F.reshape(F.affine(nn.Variable.from_numpy_array(c0[None, :]), w_ch), (1,))
+        return z
+
+    def graph(self, tok, bkt):
+        """Scores (B,) of token ids ``tok`` (B, 19) and bucket indices ``bkt`` (B,), as an NNabla
+        graph on this filter's parameters: the sigmoid of the (members' mean) logit."""
+        _, F, _ = _nn()
+        zs = [self._logit_graph(root, tok, bkt) for root in self._roots]
+        z = zs[0]
+        for other in zs[1:]:
+            z = z + other
+        if len(zs) > 1:
+            z = z * (1.0 / len(zs))
+        return F.sigmoid(z)
 
     def _score_nnabla(self, ids: np.ndarray, bkt: np.ndarray, batch_size: int) -> np.ndarray:
         nn, _, _ = _nn()
@@ -267,79 +354,32 @@ class PathFilter:
         return res
 
     # --- numpy forward -------------------------------------------------------------------
-    def _numpy_weights(self):
-        p = {k[len(SCOPE) + 1:]: v.d for k, v in self.parameters().items()}
-        layers = []
-        # the attention's query scaling (head_dim ** -0.5) is folded into the query weights
-        qs = np.float32((self.config.d_model // self.config.n_heads) ** -0.5)
-        for i in range(self.config.n_layers):
-            pre = f"encoder{i}/transformer_encode/"
-            mha = pre + "src_self_attn/multi_head_attention/"
-            layers.append(dict(
-                qkv_w=np.concatenate([p[mha + "q_weight"] * qs, p[mha + "k_weight"], p[mha + "v_weight"]], axis=1),
-                qkv_b=np.concatenate([p[mha + "q_bias"] * qs, p[mha + "k_bias"], p[mha + "v_bias"]]),
-                out_w=p[mha + "out_weight"], out_b=p[mha + "out_bias"],
-                ln1_g=p[pre + "enc_layer_norm1/layer_normalization/gamma"].reshape(-1),
-                ln1_b=p[pre + "enc_layer_norm1/layer_normalization/beta"].reshape(-1),
-                ff1_w=p[pre + "enc_affine1/affine/W"], ff1_b=p[pre + "enc_affine1/affine/b"],
-                ff2_w=p[pre + "enc_affine2/affine/W"], ff2_b=p[pre + "enc_affine2/affine/b"],
-                ln2_g=p[pre + "enc_layer_norm2/layer_normalization/gamma"].reshape(-1),
-                ln2_b=p[pre + "enc_layer_norm2/layer_normalization/beta"].reshape(-1)))
-        return p, layers
+    def param_arrays(self) -> Dict[str, np.ndarray]:
+        """``{name under the scope: array}``: views on the parameters (the solver's in-place
+        updates show through them)."""
+        return {k[len(SCOPE) + 1:]: v.d for k, v in self.parameters().items()}
+
+    def numpy_net(self) -> NumpyNet:
+        """The numpy network of a one-network filter (of an ensemble: ``member(m).numpy_net()``)."""
+        if self.n_members != 1:
+            raise PathFilterError("numpy_net() of an ensemble: use member(m).numpy_net()")
+        return NumpyNet(self.config, self.pe, self.param_arrays())
+
+    def logits_ids(self, ids: np.ndarray, bucket_rows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The logits (scores before the sigmoid, float64) of token ids and bucket rows, by numpy."""
+        nets = [self.member(m).numpy_net() for m in range(self.n_members)]
+        ids = np.asarray(ids, np.int64)
+        rows = np.asarray(bucket_rows, np.int64)
+        res = np.zeros(len(ids), np.float64)
+        for i in range(0, len(ids), batch_size):
+            for net in nets:
+                z = net.forward(ids[i:i + batch_size], rows[i:i + batch_size])
+                res[i:i + len(z)] += z
+        return res / len(nets)
 
     def _score_numpy(self, ids: np.ndarray, bkt: np.ndarray, batch_size: int) -> np.ndarray:
-        p, layers = self._numpy_weights()
-        c = self.config
-        D, H = c.d_model, c.n_heads
-        hd = D // H
-        mean_col = np.full((D, 1), 1.0 / D, np.float32)
-
-        def layer_norm(x, g, b):  # x (N, D), in place; mean / variance by BLAS for speed
-            x -= x @ mean_col
-            var = (x * x) @ mean_col
-            var += 1e-5
-            np.sqrt(var, out=var)
-            x /= var
-            x *= g
-            x += b
-            return x
-
-        res = np.empty(len(ids), np.float32)
-        tok_w, bkt_w = p["token_embed/embed/W"], p["bucket_embed/embed/W"]
-        for i in range(0, len(ids), batch_size):
-            t, bi = ids[i:i + batch_size], bkt[i:i + batch_size]
-            B, L = t.shape
-            x = np.empty((B, L, D), np.float32)
-            x[:, :, :c.token_dim] = tok_w[t]
-            x[:, :, c.token_dim:] = bkt_w[bi][:, None, :]
-            x += self.pe[None]
-            x = x.reshape(B * L, D)
-            for w in layers:
-                qkv = x @ w["qkv_w"]
-                qkv += w["qkv_b"]
-                qkv = np.ascontiguousarray(qkv.reshape(B, L, 3, H, hd).transpose(2, 0, 3, 1, 4))
-                s = qkv[0] @ qkv[1].transpose(0, 1, 3, 2)  # (B, H, L, L)
-                s -= s.max(axis=-1, keepdims=True)
-                np.exp(s, out=s)
-                s /= s.sum(axis=-1, keepdims=True)
-                a = (s @ qkv[2]).transpose(0, 2, 1, 3).reshape(B * L, D)
-                a = a @ w["out_w"]
-                a += w["out_b"]
-                a += x
-                x = layer_norm(a, w["ln1_g"], w["ln1_b"])
-                f = x @ w["ff1_w"]
-                f += w["ff1_b"]
-                np.maximum(f, 0, out=f)
-                f = f @ w["ff2_w"]
-                f += w["ff2_b"]
-                f += x
-                x = layer_norm(f, w["ln2_g"], w["ln2_b"])
-            h = x.reshape(B, L, D).mean(axis=1)
-            h = np.maximum(h @ p["fc1/affine/W"] + p["fc1/affine/b"], 0)
-            h = np.maximum(h @ p["fc2/affine/W"] + p["fc2/affine/b"], 0)
-            z = (h @ p["out/affine/W"] + p["out/affine/b"]).reshape(-1)
-            res[i:i + B] = 1.0 / (1.0 + np.exp(-z))
-        return res
+        # float64: a float32 sigmoid rounds logits above ~17 to exactly 1.0 and would tie their ranks
+        return 1.0 / (1.0 + np.exp(-self.logits_ids(ids, bkt, batch_size)))
 
     # --- public API ----------------------------------------------------------------------
     def flops_of(self, archs: Sequence) -> np.ndarray:
@@ -390,7 +430,8 @@ class PathFilter:
     def score_ids(self, ids: np.ndarray, bucket_rows: np.ndarray, batch_size: int = 256,
                   backend: str = "numpy") -> np.ndarray:
         fn = self._score_numpy if backend == "numpy" else self._score_nnabla
-        return fn(np.asarray(ids, np.int32), np.asarray(bucket_rows, np.int32), int(batch_size)).astype(np.float64)
+        return np.asarray(fn(np.asarray(ids, np.int32), np.asarray(bucket_rows, np.int32), int(batch_size)),
+                          np.float64)
 
     # --- files ---------------------------------------------------------------------------
     @staticmethod

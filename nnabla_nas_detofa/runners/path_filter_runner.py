@@ -22,14 +22,16 @@ import time
 from ..atomic import write_json_atomic
 from ..data.fixed_sets import FixedImageSet, draw_ids, records_of
 from ..evaluation.path_eval import PathEvaluator, gather_objects
-from ..path_filter import PathFilter, PathSet, kendall_tau_within, train_path_filter, validation_quality
-from ..path_filter.train import TRAIN_OPTIONS
+from ..path_filter import PathFilter, PathSet, evaluate, fit_baseline, kendall_tau_within, train_path_filter
+from ..path_filter.baselines import KINDS
+from ..path_filter.train import TRAIN_OPTIONS, check_train_options, held_out_quality, validation_quality
 from ..space import Arch, space_from_spec
 from ..space.bucket_sampling import BucketSample, sample_per_bucket
 from .base import DetOFARunner, space_spec
-from .schema import Custom, Int, Obj, Str
+from .schema import Choice, Custom, Int, ListOf, Num, Obj, Str
 
-FILTER_OPTIONS = TRAIN_OPTIONS      # hparams.filter: the options of train_path_filter
+# hparams.filter: the options of train_path_filter (one definition); a run holds out a test split
+FILTER_OPTIONS = dict(TRAIN_OPTIONS, test_fraction=Num(0, 1, hi_open=True, default=0.2))
 
 
 def _init_filter(v, where):
@@ -47,6 +49,7 @@ HPARAMS = {
     "init": Custom(_init_filter, "a path filter weight file (.h5 with its .json)", nullable=True,
                    default=None),                     # pre-trained path filter (.h5) to fine-tune
     "filter": Obj(FILTER_OPTIONS),
+    "baselines": ListOf(Choice(KINDS), default=list(KINDS)),  # fitted on the same split, reported next to it
     "repeatability_paths": Int(0, default=30),        # paths labelled again with a second calibration set
     "pruned_space": Str(nullable=True, default=None),  # sample the paths uniformly from this Ã instead of A
 }
@@ -76,6 +79,12 @@ class DetOFAPathFilterRunner(DetOFARunner):
     """NNablaNAS runner: sample and label paths of a trained supernet, train/fine-tune the path filter."""
 
     HPARAMS = HPARAMS
+
+    @classmethod
+    def check_hparams(cls, hparams: dict, where: str = "hparams") -> dict:
+        hp = super().check_hparams(hparams, where)
+        check_train_options(hp["filter"], hp["init"] is not None, f"{where}.filter")
+        return hp
 
     @classmethod
     def needs_dval(cls, hparams):
@@ -190,21 +199,34 @@ class DetOFAPathFilterRunner(DetOFARunner):
                 self.log(f"Label repeatability: {rep['paths']} paths labelled again with another calibration set "
                          f"of {rep['calibration_images']} images: Kendall tau within buckets "
                          f"{rep['kendall_tau_within']:.3f}")
+            fopt = hp["filter"]
             result = train_path_filter(pathset, buckets=sample.buckets, space=self.space, supernet=self.model.config,
                                        input_size=self.input_size, init=hp["init"], seed=hp["seed"],
-                                       n_buckets=hp["n_buckets"], log=self.log, **hp["filter"])
+                                       n_buckets=hp["n_buckets"], log=self.log, **fopt)
             result.filter.save(os.path.join(self.out, "path_filter.h5"))
-            quality = validation_quality(result, pathset)
+            quality = held_out_quality(result, pathset)
+            baselines = {}
+            held = result.test_index if len(result.test_index) else result.val_index
+            for kind in hp["baselines"]:
+                b = fit_baseline(kind, pathset, buckets=sample.buckets, val_fraction=fopt["val_fraction"],
+                                 test_fraction=fopt["test_fraction"], seed=hp["seed"])
+                baselines[kind] = dict(evaluate(b.ranker, pathset.subset(held), buckets=sample.buckets),
+                                       computed_on=quality["computed_on"], baseline=b.info)
             report = {"paths": len(pathset), "buckets": sample.buckets.to_dict(), "label_seconds": round(t_label, 1),
-                      "filter_seconds": round(result.seconds, 1), "best_epoch": result.best_epoch,
-                      "fine_tuned_from": hp["init"], "quality_on_validation_split": quality,
-                      "label_repeatability": rep}
+                      "filter_seconds": round(result.seconds, 1), "training": result.summary(),
+                      "best_epoch": result.best_epoch, "fine_tuned_from": hp["init"],
+                      "test_index": result.test_index.tolist(), "val_index": result.val_index.tolist(),
+                      "quality": quality, "quality_on_validation_split": validation_quality(result, pathset),
+                      "baselines": baselines, "label_repeatability": rep}
             write_json_atomic(os.path.join(self.out, "quality.json"), report, indent=1)
             os.remove(self._partial_path())
             weak = quality["weak"].get("0.25", {})
-            self.log(f"Path filter trained in {result.seconds:.1f}s on {len(pathset)} paths; validation "
-                     f"split: Kendall tau within buckets {quality['kendall_tau_within']}, weakest-25% "
-                     f"precision {weak.get('precision')} recall {weak.get('recall')}; outputs in {self.out}")
+            line = ", ".join(f"{k} {v['kendall_tau_within']:.3f} / {v['weak']['0.25']['precision']:.3f}"
+                             for k, v in baselines.items())
+            self.log(f"Path filter trained in {result.seconds:.1f}s on {len(pathset)} paths; on the "
+                     f"{quality['computed_on']}: Kendall tau within buckets {quality['kendall_tau_within']}, "
+                     f"weakest-25% precision {weak.get('precision')}; baselines (tau / precision): {line}; "
+                     f"outputs in {self.out}")
         elif os.path.exists(self._partial_path()):
             os.remove(self._partial_path())
         self.callback_on_finish()
