@@ -198,7 +198,7 @@ def test_bad_input_is_one_line_before_anything_is_written(case, runs, tmp_path, 
         doc = json.load(open(os.path.join(p, "pareto.json")))
         doc["budgets"][0]["test"]["mAP"] = 30.0
         dump(os.path.join(p, "pareto.json"), doc)
-        argv, expect = [p], "budgets[0]: test.mAP=30.0 is not a fraction"
+        argv, expect = [p], "budgets[0]: test.mAP=30.0 is not a fraction in [0, 1]"
     elif case == "no_metric":
         p = _bad_pareto(str(tmp_path / "b"))
         doc = json.load(open(os.path.join(p, "pareto.json")))
@@ -235,6 +235,24 @@ def test_a_search_folder_without_training_run_is_reported_with_a_note(tmp_path):
     assert rep["runs"][0]["time_seconds"]["training_total"] is None
     assert rep["runs"][0]["time_seconds"]["search"] == 30.0
     assert any("names no training run" in n for n in rep["notes"])
+
+
+def test_percent_scale_is_taken_as_it_is(tmp_path):
+    """DetOFASearcher writes the evaluators' percent (metric_scale "percent")."""
+    p = pareto(str(tmp_path / "s"), [(50.0, 49.0, 31.5)], fullnet=(119.3, 40.0), metric_scale="percent")
+    rep = write_report([(p, "s")], str(tmp_path / "rep"))
+    assert rep["runs"][0]["points"][0]["ap"] == 31.5 and rep["runs"][0]["fullnet"]["ap"] == 40.0
+    bad = pareto(str(tmp_path / "b"), [(50.0, 49.0, 131.5)], metric_scale="percent")
+    with pytest.raises(ReportError, match=r"budgets\[0\]: test.mAP=131.5 is not a percent"):
+        write_report([(bad, None)], str(tmp_path / "rep2"))
+    with pytest.raises(ReportError, match="metric_scale 'permille'"):
+        write_report([(pareto(str(tmp_path / "c"), [(50.0, 49.0, 0.3)], metric_scale="permille"), None)],
+                     str(tmp_path / "rep3"))
+
+
+def test_empty_label_is_refused(runs, tmp_path, capsys):
+    code, _, err = report([runs[1] + ":", "-o", str(tmp_path / "rep")], capsys)
+    assert code == 2 and "empty label" in err and err.count("\n") == 1
 
 
 def test_missing_training_run_named_by_the_pareto_file(tmp_path):

@@ -81,9 +81,10 @@ def _ap(test, metric: str, factor: float, where: str) -> float:
         raise ReportError(f"{where}: expected a 'test' object with a number '{metric}', got "
                           f"{test.get(metric) if isinstance(test, dict) else test!r}")
     v = float(test[metric])
-    if factor != 1.0 and not 0.0 <= v <= 1.0:
-        raise ReportError(f"{where}: test.{metric}={v} is not a fraction in [0, 1] (the file says "
-                          f"metric_scale 'fraction')")
+    top, scale = (1.0, "fraction") if factor != 1.0 else (100.0, "percent")
+    if not 0.0 <= v <= top:
+        raise ReportError(f"{where}: test.{metric}={v} is not a {scale} in [0, {top:g}] (the file says "
+                          f"metric_scale '{scale}')")
     return v * factor
 
 
