@@ -61,7 +61,8 @@ def render(rep: Dict, figures: Dict[str, Optional[str]]) -> str:
     out += ["## Training time (Table 3)", "",
             "Supernet steps: the epochs' training steps (per-epoch validation not included); path sampling: "
             "labelling paths and training the path filter (DetOFA, after the warm-up and on the final "
-            "supernet); search: the search run's own time.", ""]
+            "supernet); Fig. 6 paths: labelling the figure's paths (not counted in the totals); search: the search "
+            "run's own time.", ""]
     trows = []
     for r in runs:
         t = r["time_seconds"]
