@@ -141,6 +141,19 @@ def test_numbers_match_a_hand_computation(runs, tmp_path):
     assert saved["gaps"][0]["mean_gap"] == pytest.approx(2.0)
 
 
+def test_progressive_shrinking_time_per_stage(tmp_path):
+    t = trainer_run(str(tmp_path / "ps"), [10.0, 20.0, 30.0], space_schedule=[["ps1", 2], ["ps2", 1]])
+    summary = json.load(open(os.path.join(t, "summary.json")))
+    for h, space in zip(summary["history"], ("ps1", "ps1", "ps2")):
+        h["space"] = space
+    dump(os.path.join(t, "summary.json"), summary)
+    s = pareto(str(tmp_path / "ps_search"), [(50.0, 49.0, 0.3)], training_run=t)
+    rep = write_report([(s, None)], str(tmp_path / "rep"))
+    assert rep["runs"][0]["label"] == "OFA w/ PS"
+    assert rep["runs"][0]["time_seconds"]["steps_per_space"] == {"ps1": 30.0, "ps2": 30.0}
+    assert "supernet steps per sampled space: ps1 30.0 s, ps2 30.0 s" in open(tmp_path / "rep" / "report.md").read()
+
+
 def test_labels_from_the_training_experiment():
     assert label_of(experiment("DetOFA")) == "DetOFA"
     assert label_of(experiment("DetOFASupernetTrainer", space="ofa")) == "OFA w/o PS"

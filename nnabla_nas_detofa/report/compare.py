@@ -82,7 +82,14 @@ def training_time(run: Run) -> dict:
          "steps": int(sum(int(h.get("steps", 0) or 0) for h in hist)) if hist else None,
          "epochs": len(hist) if hist else None,
          "path_sampling": None, "pruning": None, "figures": None, "other_phases": None,
-         "search": run.search_seconds, "phases_wall": None}
+         "search": run.search_seconds, "phases_wall": None, "steps_per_space": None}
+    if hist and any(h.get("space") for h in hist):
+        per = {}
+        for h in hist:
+            if isinstance(h.get("seconds"), (int, float)):
+                key = str(h.get("space"))
+                per[key] = per.get(key, 0.0) + float(h["seconds"])
+        t["steps_per_space"] = per      # progressive shrinking: one entry per stage's space
     if run.phases is not None:
         ph = {k: float(v["seconds"]) for k, v in run.phases.items()}
         t["phases_wall"] = ph

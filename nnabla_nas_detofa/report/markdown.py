@@ -73,6 +73,10 @@ def render(rep: Dict, figures: Dict[str, Optional[str]]) -> str:
     out += [_table(["run", "supernet steps", "epochs", "steps", "path sampling", "pruning", "Fig. 6 paths",
                     "training total", f"vs {rep['reference']}", "search", "total"], trows), ""]
     for r in runs:
+        per = r["time_seconds"]["steps_per_space"]
+        if per and len(per) > 1:
+            out += [f"{r['label']}: supernet steps per sampled space: "
+                    + ", ".join(f"{k} {seconds(v)}" for k, v in per.items()) + ".", ""]
         ph = r["time_seconds"]["phases_wall"]
         if ph:
             out += [f"{r['label']}: wall time per phase (`phases.json`): "
