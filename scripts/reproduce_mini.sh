@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mini reproduction of the DetOFA comparison (issue 9 §3) on the embedded synthetic data, on CPU:
-# DetOFA and OFA w/o PS trained at equal epochs (8), both searched at the same budgets by
+# DetOFA and OFA w/o PS trained at equal epochs (6), both searched at the same budgets by
 # DetOFASearcher, then `report` over both. Every step resumes: a finished step is skipped
 # (its summary.json / pareto.json exists), a killed one continues where it stopped.
 #   make reproduce-mini            (or: PY=.venv/bin/python scripts/reproduce_mini.sh)
