@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 JOBS ?= 2
 
-.PHONY: setup demo test bench clean-venv
+.PHONY: setup demo test bench reproduce-mini clean-venv
 
 $(VENV)/.installed: setup.py constraints.txt
 	@set -e; py=$$(scripts/find_python.sh); echo "using $$py"; \
@@ -23,6 +23,11 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py
+
+# DetOFA vs OFA w/o PS at equal epochs on the synthetic data, searched at the same budgets, then
+# `report` (runs/mini/report/report.md); resumes where it stopped
+reproduce-mini: setup
+	PY=$(PY) scripts/reproduce_mini.sh
 
 clean-venv:
 	rm -rf $(VENV)
