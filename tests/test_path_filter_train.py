@@ -259,3 +259,47 @@ def test_wide_warm_up_fits_a_loss_linear_in_the_one_hot_features(small_set):
                                                                                       bucket[sp.val]))
     assert kendall_tau_within(z[sp.val], -loss[sp.val], bucket[sp.val]) > 0.7  # 160 training paths, 637 weights
     assert kendall_tau_within(z[sp.train], -loss[sp.train], bucket[sp.train]) > 0.9
+
+
+def test_joint_training_reads_the_weights_the_warm_up_left(small_set, monkeypatch):
+    """The network trained in epoch 1 sees the warmed-up wide head and the zeroed output layer
+    (the warm-up assigns new arrays to them; views taken before it would be stale)."""
+    from nnabla_nas_detofa.path_filter import numpy_net
+    seen = []
+    original = numpy_net.NumpyNet.forward
+
+    def spy(self, ids, rows, keep=False):
+        if keep and not seen:
+            seen.append({k: np.array(v, copy=True) for k, v in self.p.items()})
+        return original(self, ids, rows, keep)
+
+    monkeypatch.setattr(numpy_net.NumpyNet, "forward", spy)
+    from nnabla_nas_detofa.path_filter.train import split_indices as split
+    from nnabla_nas_detofa.path_filter.train import warm_up_wide
+    res = train_path_filter(small_set, **dict(FAST, epochs=1, seed=3))
+    # the same warm-up, run alone on a filter built the same way, gives the weights epoch 1 must start from
+    ref = PathFilter(res.filter.config, seed=3)
+    bucket = BUCKETS.indices(small_set.flops)
+    sp = split(bucket, 0.2, 3)
+    ids, _ = ref.inputs(small_set.archs, bucket=bucket)
+    warm_up_wide(ref, ids, sp.train, sp.val, bucket, small_set.val_loss, True, "logit", 0.1)
+    start = {k[len("path_filter/"):]: v for k, v in ref.state().items()}
+    assert np.all(seen[0]["out/affine/W"] == 0)
+    for k in ("out/affine/W", "wide/token/W", "wide/choice/W", "fc1/affine/W"):
+        assert np.array_equal(seen[0][k], start[k]), k
+
+
+def test_fine_tuning_refuses_a_filter_that_does_not_fit(small_set, tmp_path):
+    from nnabla_nas_detofa.path_filter.model import PathFilterConfig, default_vocabulary
+    from nnabla_nas_detofa.path_filter.train import check_initial_filter, path_tokens
+    vocab = default_vocabulary()
+    used = set(path_tokens(small_set.archs))
+    drop = sorted(t for t in used if t.startswith("W"))[:2]
+    narrow = PathFilter(PathFilterConfig(vocab=[t for t in vocab if t not in drop], buckets=BUCKETS, wide=True))
+    with pytest.raises(PathFilterError, match=r"lacks 2 token\(s\) of the target paths: " + ", ".join(drop)) as err:
+        train_path_filter(small_set, init=narrow, epochs=0, buckets=BUCKETS)
+    assert "\n" not in str(err.value)
+    ok = PathFilter(PathFilterConfig(vocab=vocab, buckets=BUCKETS, wide=True, block_pe=False))
+    check_initial_filter(ok, {"block_pe": None, "ensemble": 1}, vocab)  # fits: no error
+    with pytest.raises(PathFilterError, match="block_pe=True but the initial filter was trained with block_pe=False"):
+        check_initial_filter(ok, {"block_pe": True}, vocab)

@@ -44,7 +44,7 @@ filter's vocabulary and switches and takes the target's buckets.
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, NamedTuple, Optional, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -267,7 +267,15 @@ def warm_up_wide(flt: PathFilter, ids: np.ndarray, train: np.ndarray, val: np.nd
     if not np.isfinite(best_tau):  # no validation figure: keep the last step
         best_step, best_w = step, snapshot()
     w_tok.d, w_ch.d = best_w
+    flt.refresh()  # the assignments above gave the wide weights new arrays
     return {"steps": int(best_step), "val_tau": float(best_tau)}
+
+
+def path_tokens(archs: Sequence) -> List[str]:
+    """The distinct tokens of ``archs`` (``space.tokens``)."""
+    from ..space.tokens import Tokenizer, all_tokens
+    tok = Tokenizer(all_tokens())
+    return [tok.vocab[i] for i in np.unique(tok.ids(archs))]
 
 
 def check_train_options(options: Dict, fine_tuning: bool, where: str = "path filter training") -> Dict:
@@ -281,6 +289,37 @@ def check_train_options(options: Dict, fine_tuning: bool, where: str = "path fil
         raise SchemaError(f"{where}.test_fraction={v['test_fraction']}: expected val_fraction + test_fraction "
                           f"< 1 (val_fraction={v['val_fraction']})")
     return v
+
+
+SWITCHES = ("budget", "block_pe", "pe_norm", "wide")
+
+
+def check_initial_filter(base: PathFilter, options: Dict, tokens: Optional[Sequence[str]] = None,
+                         n_buckets: Optional[int] = None, where: str = "initial filter") -> None:
+    """A pre-trained filter fits the fine-tuning asked of it, else PathFilterError in one line:
+    the model switches set in ``options`` (None = take the filter's) equal the filter's, an
+    ensemble is fine-tuned member by member (``options["ensemble"]`` = its member count), and every
+    token in ``tokens`` (of the target space or path set) is in the filter's vocabulary: a token
+    it does not know would be read as "unknown", one shared embedding row, and never learned. With
+    budget conditioning, the target's number of FLOPs buckets (``n_buckets``) is the filter's (one
+    learned embedding per bucket; fine-tuning re-reads bucket k as the k-th of the target's range)."""
+    for name in SWITCHES:
+        want, have = options.get(name), getattr(base.config, name)
+        if want is not None and want != have:
+            raise PathFilterError(f"{where}: {name}={want} but the initial filter was trained with {name}={have}")
+    if n_buckets is not None and base.config.budget and n_buckets != base.config.buckets.n:
+        raise PathFilterError(f"{where}: n_buckets={n_buckets} but the initial filter was trained on "
+                              f"{base.config.buckets.n} FLOPs buckets (its bucket embedding has one row each)")
+    ens = options.get("ensemble", DEFAULTS["ensemble"])
+    if base.n_members != 1 and ens != base.n_members:
+        raise PathFilterError(f"{where}: ensemble={ens} but the initial filter has {base.n_members} members")
+    if tokens is not None:
+        known = set(base.config.vocab)
+        missing = sorted(set(tokens) - known)
+        if missing:
+            raise PathFilterError(f"{where}: its vocabulary ({len(known)} tokens) lacks {len(missing)} token(s) of the "
+                                  f"target paths: {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''} "
+                                  "(pre-train it on a space that holds the target space)")
 
 
 def _check_args(pathset, init, seed, **options):
@@ -331,12 +370,8 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
     base = None
     if init is not None:
         base = PathFilter.load(init) if isinstance(init, str) else init
-        for name, want in (("budget", budget), ("block_pe", block_pe), ("pe_norm", pe_norm), ("wide", wide)):
-            have = getattr(base.config, name)
-            if want is not None and want != have:
-                raise PathFilterError(f"{name}={want} but the initial filter was trained with {name}={have}")
-        if base.n_members != 1 and ensemble != base.n_members:
-            raise PathFilterError(f"ensemble={ensemble} but the initial filter has {base.n_members} members")
+        check_initial_filter(base, dict(budget=budget, block_pe=block_pe, pe_norm=pe_norm, wide=wide,
+                                        ensemble=ensemble), path_tokens(pathset.archs), buckets.n)
         c = base.config
         config = PathFilterConfig(vocab=c.vocab, buckets=buckets, budget=c.budget, block_pe=c.block_pe,
                                   pe_norm=c.pe_norm, wide=c.wide, token_dim=c.token_dim, bucket_dim=c.bucket_dim,
@@ -368,9 +403,6 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
             wsolver = S.Adam(alpha=wide_lr)
             wsolver.set_parameters({k: params[k] for k in sorted(wide_keys)})
             solvers.append(wsolver)
-        views = {k: v.d for k, v in params.items()}
-        grads = {k: v.g for k, v in params.items()}
-        net = flt.numpy_net()
         scope = len("path_filter/")
 
         def validate():
@@ -395,6 +427,10 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
             warm = warm_up_wide(flt, ids, tr, va, bucket, loss_v, flops_bounded, loss_on, wide_lr)
             if log:
                 log(f"wide head warm-up: {warm['steps']} steps, val tau within buckets {warm['val_tau']:.4f}")
+        # views on the parameters, taken after the warm-up (which assigns arrays to the wide weights)
+        views = {k: v.d for k, v in params.items()}
+        grads = {k: v.g for k, v in params.items()}
+        net = flt.numpy_net()
         start = validate()  # epoch 0: the weights joint training starts from
         history = [{"epoch": 0, "train_loss": None, "val_loss": start[0], "val_tau": start[1],
                     "seconds": time.perf_counter() - t0}]
@@ -452,6 +488,7 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
                     views = {kk: vv.d for kk, vv in params.items()}
                     grads = {kk: vv.g for kk, vv in params.items()}
                     net.p = {kk[scope:]: vv for kk, vv in views.items()}
+                    flt.refresh()
                     break
         flt.set_state(best_state)
         return {"seed": int(member_seed), "wide_warm_up": warm, "best_epoch": int(best_epoch),
@@ -520,4 +557,5 @@ def validation_quality(result: TrainResult, pathset: PathSet) -> Dict:
 
 
 __all__ = ["TrainResult", "Split", "train_path_filter", "evaluate", "split_indices", "resolve_buckets",
-           "held_out_quality", "validation_quality", "quality_report", "epoch_batches", "batch_pairs", "DEFAULTS"]
+           "held_out_quality", "validation_quality", "quality_report", "epoch_batches", "batch_pairs", "DEFAULTS",
+           "check_initial_filter", "path_tokens"]
