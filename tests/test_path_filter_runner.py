@@ -123,7 +123,7 @@ def test_runner_fine_tunes_a_pretrained_filter_and_keeps_its_vocabulary(tiny_voc
     out = str(tmp_path / "pf")
     # epochs 0: fine-tuning keeps its start, so the run's filter is the pre-trained one on the run's buckets
     run_experiment(experiment(tiny_voc, out, init=pre_path, repeatability_paths=0, baselines=["flops"],
-                              filter={"epochs": 0, "batch_size": 4}))
+                              filter={"epochs": 0, "batch_size": 4, "ensemble": 1}))
     flt = PathFilter.load(os.path.join(out, "path_filter.h5"))
     assert flt.config.vocab == pre.config.vocab and flt.config.wide
     assert flt.config.meta["fine_tuned"] is True

@@ -14,7 +14,7 @@ from nnabla_nas_detofa.space import SupernetConfig, get_space, mflops, space_buc
 CFG, SIZE = SupernetConfig(width_mult=0.125, divisor=1), 64
 SPACE = get_space("ofa")
 BUCKETS = space_buckets(SPACE, CFG, SIZE)
-FAST = dict(buckets=BUCKETS, batch_size=8, lr=1e-3)
+FAST = dict(buckets=BUCKETS, batch_size=8, lr=1e-3, ensemble=1)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +203,7 @@ def test_pretrain_save_load_finetune(tmp_path, small_set):
     pre.filter.save(h5)
     target = synthetic_pathset(SyntheticTask(0).perturbed(5, 0.5), get_space("compofa"), CFG, SIZE, 10, seed=2)
     loaded = PathFilter.load(h5)
-    ft = train_path_filter(target, init=h5, epochs=1, batch_size=8, seed=0)
+    ft = train_path_filter(target, init=h5, epochs=1, batch_size=8, seed=0, ensemble=1)
     tb = ft.buckets
     va = target.subset(ft.val_index)
     b = tb.indices(va.flops)
@@ -215,8 +215,8 @@ def test_pretrain_save_load_finetune(tmp_path, small_set):
     assert tb.lo == pytest.approx(target.flops.min()) and tb.hi == pytest.approx(target.flops.max())
     assert ft.best_val_tau >= ft.history[0]["val_tau"]
     with pytest.raises(PathFilterError, match="block_pe=True but the initial filter"):
-        train_path_filter(target, init=loaded, block_pe=True, epochs=0)
-    kept = train_path_filter(target, init=loaded, epochs=0)  # fine-tuning for 0 epochs keeps the start
+        train_path_filter(target, init=loaded, block_pe=True, epochs=0, ensemble=1)
+    kept = train_path_filter(target, init=loaded, epochs=0, ensemble=1)  # fine-tuning for 0 epochs keeps the start
     assert _states_equal(kept.filter.state(), loaded.state())
 
 
@@ -303,3 +303,30 @@ def test_fine_tuning_refuses_a_filter_that_does_not_fit(small_set, tmp_path):
     check_initial_filter(ok, {"block_pe": None, "ensemble": 1}, vocab)  # fits: no error
     with pytest.raises(PathFilterError, match="block_pe=True but the initial filter was trained with block_pe=False"):
         check_initial_filter(ok, {"block_pe": True}, vocab)
+
+
+def test_bagging_gives_each_member_its_own_validation_paths_and_keeps_the_test_split(small_set):
+    from nnabla_nas_detofa.path_filter.train import member_split
+    bucket = BUCKETS.indices(small_set.flops)
+    sp = split_indices(bucket, 0.2, 3, test_fraction=0.25)
+    splits = [member_split(sp, bucket, 3, m) for m in range(3)]
+    assert splits[0] is sp
+    assert np.array_equal(member_split(sp, bucket, 3, 1).val, splits[1].val)  # deterministic
+    for s in splits:
+        assert np.array_equal(s.test, sp.test)
+        assert not set(s.train) & set(s.val) and not (set(s.train) | set(s.val)) & set(sp.test)
+        assert sorted(set(s.train) | set(s.val)) == sorted(set(sp.train) | set(sp.val))
+        for b in np.unique(bucket):  # as many validation paths per bucket as member 0
+            assert np.count_nonzero(bucket[s.val] == b) == np.count_nonzero(bucket[sp.val] == b)
+    assert not np.array_equal(splits[1].val, sp.val) and not np.array_equal(splits[2].val, splits[1].val)
+    kw = dict(FAST, epochs=1, seed=3, test_fraction=0.25, ensemble=2)
+    bag = train_path_filter(small_set, **kw)
+    same = train_path_filter(small_set, **dict(kw, bagging=False))
+    assert [i["n_val"] for i in bag.members] == [len(sp.val)] * 2
+    assert np.array_equal(bag.test_index, sp.test) and np.array_equal(bag.val_index, sp.val)
+    assert bag.filter.config.meta["bagging"] is True and same.filter.config.meta["bagging"] is False
+    # member 0 is the same network either way; member 1 learned from other paths
+    b0, s0 = bag.filter.member(0).state(), same.filter.member(0).state()
+    assert all(np.array_equal(b0[k], s0[k]) for k in b0)
+    b1, s1 = bag.filter.member(1).state(), same.filter.member(1).state()
+    assert any(not np.array_equal(b1[k], s1[k]) for k in b1)
