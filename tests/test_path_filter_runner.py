@@ -92,7 +92,7 @@ def test_filter_options_are_checked_before_any_work(tmp_path):
     from nnabla_nas_detofa.path_filter.model import default_vocabulary
     from nnabla_nas_detofa.space import Buckets
     w = str(tmp_path / "w.h5")
-    PathFilter(PathFilterConfig(vocab=default_vocabulary(), buckets=Buckets(1.0, 9.0))).save(w)
+    PathFilter(PathFilterConfig(vocab=default_vocabulary(), buckets=Buckets(1.0, 9.0, 3))).save(w)  # n_buckets 3
     assert check({"filter": {"epochs": 0}, "init": w})["filter"]["epochs"] == 0  # fine-tuning: allowed
     with pytest.raises(SchemaError, match="hparams.init: .*none.h5: no such file"):
         check({"init": str(tmp_path / "none.h5")})
