@@ -13,15 +13,32 @@ ablations.
    library defaults of ``train_path_filter``) against the FLOPs-only ranking, ridge regression on
    one-hot choices + log FLOPs, and an OFA-style MLP (3 x 400, ReLU), all fitted on the same
    paths. Figures: within-bucket Kendall tau and weakest-25 % precision (``path_filter.quality``).
-3. The same on ``benchmarks/data/demo_paths.jsonl`` (labels measured on the demo supernet, see
-   benchmarks/data/README.md): a stratified split into train / validation / test (``--demo-test``
-   of every bucket held out as the test split), repeated for ``--demo-splits`` split seeds; the
-   figures are the means over the splits.
+3. The same on ``benchmarks/data/demo_paths.jsonl``: a stratified split into train / validation /
+   test (``--demo-test`` of every bucket held out as the test split), repeated for
+   ``--demo-splits`` split seeds; the figures are the means over the splits.
 4. Table 2 ablations, trained from scratch on synthetic task 0's 600 paths and on the demo set's
-   first split, next to the full filter: without the FLOPs-bounded loss (pairs across buckets),
-   without the budget embedding, without the block positional encoding; with ``--extra-ablations``
-   also this project's choices: without the wide head (the transformer alone) and with the
-   pairwise loss on the sigmoid score (DETOFA.md's literal Eq. 5) instead of the logit.
+   first split, each as one network (``ensemble=1``) next to the full filter as one network:
+   without the FLOPs-bounded loss (pairs across buckets), without the budget embedding, without
+   the block positional encoding; with ``--extra-ablations`` also this project's choices: without
+   the wide head (the transformer alone) and with the pairwise loss on the sigmoid score
+   (DETOFA.md's literal Eq. 5) instead of the logit.
+
+How ``benchmarks/data/demo_paths.jsonl`` was made (300 paths, 60 per FLOPs bucket, labelled with
+their validation loss; ``demo_buckets.json`` next to it holds the buckets they were sampled in and
+the labels' repeatability):
+
+    # the demo supernet (OFA w/o PS, 20 epochs, seed 0, 1/4-width OFA-ResNet50 + CenterNet, 96 px)
+    PYTHONPATH=$PWD nnabla_nas -f examples/demo_ofa_uniform.json -c cpu -o runs/demo_ofa_uniform
+    # examples/demo_path_filter.json (weights runs/demo_ofa_uniform/supernet.h5, seed 0,
+    # BN calibration on 256 training images, D_val = 96 held-out training images) with
+    # hparams "paths_per_bucket": 60, "repeatability_paths": 40, "filter": {}, output
+    # runs/demo_path_filter_300, written to runs/demo_path_filter_300.json:
+    PYTHONPATH=$PWD nnabla_nas -f runs/demo_path_filter_300.json -c cpu -o runs/demo_path_filter_300
+    cp runs/demo_path_filter_300/paths.jsonl benchmarks/data/demo_paths.jsonl
+
+Labels: 2.76-2.90 (the demo supernet is small and briefly trained, so paths differ little); 40
+of them labelled again with a second calibration set: within-bucket Kendall tau 0.903 (max
+difference 0.015), the ceiling any ranker can reach on this set is about there.
 With ``--transfer``: pre-train on synthetic task 0 (OFA), fine-tune on 500 paths of a related
 target task (CompOFA*), timed, against a filter trained from scratch on the same 500 paths.
 """
@@ -63,6 +80,12 @@ def throughput(n: int, seed: int = 0) -> dict:
         t = time.perf_counter()
         flt.score(archs, flops, batch_size=bs)
         out[f"numpy_batch{bs}_paths_per_s"] = n / (time.perf_counter() - t)
+    for bs in (1, 16):  # calls of a few paths, as the pruning sampler and the search make them
+        m = 200 if bs == 1 else 1600
+        t = time.perf_counter()
+        for i in range(0, m, bs):
+            flt.score(archs[i:i + bs], flops[i:i + bs])
+        out[f"numpy_calls_of_{bs}_paths_per_s"] = m / (time.perf_counter() - t)
     t = time.perf_counter()
     flt.tokenizer.ids(archs)
     out["tokenize_paths_per_s"] = n / (time.perf_counter() - t)
@@ -95,9 +118,12 @@ def compare(train: PathSet, test: PathSet, buckets, seed: int, filter_kw: dict, 
         b = fit_baseline(kind, train, buckets=buckets, seed=seed, test_fraction=test_fraction)
         out["baselines"][kind] = dict(_fig(evaluate(b.ranker, held, buckets=buckets)),
                                       seconds=time.perf_counter() - t)
+    if ablations:  # one network each, the full filter too (the ablations are of the model, not the ensemble)
+        ablations = (("full filter, one network", {}),) + tuple(ablations)
     for name, kw in ablations:
         t = time.perf_counter()
-        r = train_path_filter(train, buckets=buckets, seed=seed, test_fraction=test_fraction, **dict(filter_kw, **kw))
+        r = train_path_filter(train, buckets=buckets, seed=seed, test_fraction=test_fraction,
+                              **dict(filter_kw, ensemble=1, **kw))
         out["ablations"][name] = dict(_fig(evaluate(r.filter, held, buckets=buckets)),
                                       seconds=time.perf_counter() - t, best_epoch=r.best_epoch)
     return out
@@ -126,7 +152,7 @@ def _print_table(rows):
 def _print_ablations(title, row):
     print(f"Table 2 ablations, {title} (from scratch, same paths; weakest-25 %: accuracy / precision / "
           "paper-style recall = detected fraction):")
-    items = [("full filter", row["filter"])] + list(row["ablations"].items())
+    items = [("full filter (default ensemble)", row["filter"])] + list(row["ablations"].items())
     for name, f in items:
         print(f"  {name:32s} tau {f['tau']:+.3f}   acc {f['accuracy']:.3f}  prec {f['precision']:.3f}  "
               f"rec {f['detected_fraction']:.3f}")
@@ -190,6 +216,12 @@ def main(argv=None):
     if os.path.isfile(a.demo):
         demo = PathSet.read(a.demo)
         dbuckets = _demo_buckets(demo)
+        rep = _demo_meta().get("label_repeatability")
+        if rep:
+            res["demo_label_repeatability"] = rep
+            print(f"demo path set: {len(demo)} paths; label repeatability: {rep['paths']} paths labelled again with "
+                  f"another calibration set of {rep['calibration_images']} images, within-bucket Kendall tau "
+                  f"{rep['kendall_tau_within']:.3f} (max difference {rep['max_abs_difference']:.4f})")
         for k in range(1 if a.quick else a.demo_splits):
             abl = ablations if (k == 0 and not a.quick) else ()
             demo_rows.append(compare(demo, None, dbuckets, k, filter_kw, test_fraction=a.demo_test, ablations=abl))
@@ -247,13 +279,19 @@ def _demo_buckets(demo: PathSet):
     when they agree with equal-width buckets over the set's FLOPs; else the set's FLOPs range."""
     from nnabla_nas_detofa.path_filter import resolve_buckets
     b = resolve_buckets(demo)
-    meta = os.path.join(os.path.dirname(DEMO_PATHS), "demo_buckets.json")
-    if os.path.isfile(meta):
+    d = _demo_meta()
+    if d:
         from nnabla_nas_detofa.space import Buckets
-        with open(meta, encoding="utf-8") as f:
-            d = json.load(f)
         b = Buckets(float(d["lo"]), float(d["hi"]), int(d["n"]))
     return b
+
+
+def _demo_meta() -> dict:
+    meta = os.path.join(os.path.dirname(DEMO_PATHS), "demo_buckets.json")
+    if not os.path.isfile(meta):
+        return {}
+    with open(meta, encoding="utf-8") as f:
+        return json.load(f)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_mlp_learns_a_known_nonlinear_function():
 def test_fit_baseline_uses_the_filters_split_and_scores_like_a_filter():
     ps = synthetic_pathset(SyntheticTask(0), SPACE, CFG, SIZE, 10, seed=1)
     r = fit_baseline("ridge", ps, buckets=BUCKETS, test_fraction=0.2, seed=4)
-    f = train_path_filter(ps, buckets=BUCKETS, epochs=1, batch_size=8, test_fraction=0.2, seed=4)
+    f = train_path_filter(ps, buckets=BUCKETS, epochs=1, batch_size=8, test_fraction=0.2, seed=4, ensemble=1)
     for a, b in ((r.train_index, f.train_index), (r.val_index, f.val_index), (r.test_index, f.test_index)):
         np.testing.assert_array_equal(a, b)
     assert r.info["n_test"] == 10 and r.kind == "ridge"

@@ -29,10 +29,19 @@ def files(tmp_path_factory):
 def trained(files):
     out = files / "run"
     rc = main_tools(["path-filter", "train", "--paths", str(files / "train.jsonl"), "--test-paths",
-                     str(files / "test.jsonl"), "--epochs", "2", "--batch-size", "8", "--seed", "1", *NET,
-                     "-o", str(out)])
+                     str(files / "test.jsonl"), "--epochs", "2", "--batch-size", "8", "--seed", "1", "--ensemble",
+                     "1", *NET, "-o", str(out)])
     assert rc == 0
     return out
+
+
+def test_train_ensemble_with_and_without_bagging(files, tmp_path):
+    for extra, bagging in (([], True), (["--no-bagging"], False)):
+        out = tmp_path / ("bag" if bagging else "same")
+        assert main_tools(["path-filter", "train", "--paths", str(files / "train.jsonl"), "--epochs", "1",
+                           "--batch-size", "8", "--ensemble", "2", *extra, *NET, "-o", str(out)]) == 0
+        cfg = json.loads((out / "path_filter.json").read_text())
+        assert cfg["n_members"] == 2 and cfg["meta"]["bagging"] is bagging
 
 
 def test_train_writes_weights_config_and_quality(trained, capsys):

@@ -219,3 +219,47 @@ def test_copy_is_independent():
         f.score(archs, flops=[1.0, 2.0, 3.0])
     with pytest.raises(PathFilterError, match="finite"):
         f.score(archs, flops=[1.0, 2.0, 3.0, 4.0, float("nan")])
+
+
+def test_scoring_reuses_its_numpy_networks_and_follows_every_weight_change():
+    flt = _filter(wide=True)
+    _perturb(flt, 1)
+    archs = _archs(12)
+    fl = [mflops(a, CFG, SIZE) for a in archs]
+
+    def fresh():  # an independent computation: a new numpy network and the NNabla graph
+        ids, rows = flt.inputs(archs, fl)
+        z = flt.numpy_net().forward(ids, rows).astype(np.float64)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    first = flt.score(archs, fl)
+    nets = flt._numpy_nets()
+    assert flt._numpy_nets()[0] is nets[0]  # built once, reused by every call
+    assert np.allclose(first, fresh(), atol=1e-6)
+    # set_state (as load / copy / training's checkpoint restore) gives new arrays: scores follow
+    _perturb(flt, 2, scale=0.2)
+    assert not np.allclose(flt.score(archs, fl), first, atol=1e-4)
+    assert np.allclose(flt.score(archs, fl), fresh(), atol=1e-6)
+    assert np.allclose(flt.score(archs, fl), flt.score(archs, fl, backend="nnabla"), atol=1e-5)
+    # in-place updates (as NNabla's solvers make) show through the cached views without a refresh
+    p = flt.parameters()["path_filter/wide/token/W"]
+    view = p.d
+    view += 0.3
+    assert np.allclose(flt.score(archs, fl), fresh(), atol=1e-6)
+    # a direct assignment needs refresh(), as documented
+    p.d = np.zeros(p.shape, np.float32)
+    flt.refresh()
+    assert np.allclose(flt.score(archs, fl), fresh(), atol=1e-6)
+
+
+def test_ensemble_member_set_state_refreshes_the_ensemble():
+    members = [_filter(seed=s, wide=True) for s in (0, 1)]
+    ens = PathFilter.ensemble_of(members)
+    archs = _archs(8)
+    fl = [mflops(a, CFG, SIZE) for a in archs]
+    before = ens.score(archs, fl)
+    m1 = ens.member(1)
+    m1.set_state({k: v + 0.5 for k, v in m1.state().items()})
+    after = ens.score(archs, fl)
+    assert not np.allclose(before, after, atol=1e-4)
+    assert np.allclose(after, ens.score(archs, fl, backend="nnabla"), atol=1e-5)

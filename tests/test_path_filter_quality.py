@@ -12,7 +12,7 @@ def test_filter_beats_every_baseline_on_held_out_paths():
     task = SyntheticTask(1)
     train = synthetic_pathset(task, SPACE, CFG, SIZE, 50, seed=1)   # 250 paths: 200 train, 50 validation
     test = synthetic_pathset(task, SPACE, CFG, SIZE, 30, seed=2)    # 150 held-out paths
-    res = train_path_filter(train, buckets=BUCKETS, epochs=3, patience=2, seed=0)
+    res = train_path_filter(train, buckets=BUCKETS, epochs=3, patience=2, seed=0, ensemble=1)
     assert res.best_epoch >= 1
     rep = evaluate(res.filter, test, buckets=BUCKETS)
     tau, prec = rep["kendall_tau_within"], rep["weak"]["0.25"]["precision"]

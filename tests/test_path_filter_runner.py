@@ -92,9 +92,97 @@ def test_filter_options_are_checked_before_any_work(tmp_path):
     from nnabla_nas_detofa.path_filter.model import default_vocabulary
     from nnabla_nas_detofa.space import Buckets
     w = str(tmp_path / "w.h5")
-    PathFilter(PathFilterConfig(vocab=default_vocabulary(), buckets=Buckets(1.0, 9.0))).save(w)
+    PathFilter(PathFilterConfig(vocab=default_vocabulary(), buckets=Buckets(1.0, 9.0, 3))).save(w)  # n_buckets 3
     assert check({"filter": {"epochs": 0}, "init": w})["filter"]["epochs"] == 0  # fine-tuning: allowed
     with pytest.raises(SchemaError, match="hparams.init: .*none.h5: no such file"):
         check({"init": str(tmp_path / "none.h5")})
     with pytest.raises(SchemaError, match="hparams.baselines"):
         check({"baselines": ["svm"]})
+
+
+def _pretrained(tmp_path, name="pre.h5", vocab=None, n_buckets=3, **kw):
+    """A filter file as a pre-training would leave it; its vocabulary in another order than a new
+    filter's (the token embedding rows follow it, so fine-tuning must keep it)."""
+    import numpy as np
+    from nnabla_nas_detofa.path_filter import PathFilter, PathFilterConfig
+    from nnabla_nas_detofa.path_filter.model import default_vocabulary
+    from nnabla_nas_detofa.space import Buckets
+    v = list(default_vocabulary())
+    vocab = vocab if vocab is not None else [v[0]] + v[:0:-1]
+    flt = PathFilter(PathFilterConfig(vocab=vocab, buckets=Buckets(1.0, 9.0, n_buckets), wide=True, **kw), seed=5)
+    rng = np.random.RandomState(0)
+    flt.set_state({k: a + 0.05 * rng.randn(*a.shape).astype(np.float32) for k, a in flt.state().items()})
+    path = str(tmp_path / name)
+    flt.save(path)
+    return path, flt
+
+
+def test_runner_fine_tunes_a_pretrained_filter_and_keeps_its_vocabulary(tiny_voc, tmp_path):
+    import numpy as np
+    pre_path, pre = _pretrained(tmp_path)
+    out = str(tmp_path / "pf")
+    # epochs 0: fine-tuning keeps its start, so the run's filter is the pre-trained one on the run's buckets
+    run_experiment(experiment(tiny_voc, out, init=pre_path, repeatability_paths=0, baselines=["flops"],
+                              filter={"epochs": 0, "batch_size": 4, "ensemble": 1}))
+    flt = PathFilter.load(os.path.join(out, "path_filter.h5"))
+    assert flt.config.vocab == pre.config.vocab and flt.config.wide
+    assert flt.config.meta["fine_tuned"] is True
+    assert (flt.config.buckets.lo, flt.config.buckets.hi) != (1.0, 9.0) and flt.config.buckets.n == 3
+    state, start = flt.state(), pre.state()
+    assert set(state) == set(start) and all(np.array_equal(state[k], start[k]) for k in state)
+    ps = PathSet.read(os.path.join(out, "paths.jsonl"))
+    b = flt.config.buckets.indices(ps.flops)
+    assert np.array_equal(flt.score(ps.archs, bucket=b), pre.score(ps.archs, bucket=b))
+    report = json.load(open(os.path.join(out, "quality.json")))
+    assert report["fine_tuned_from"] == pre_path and report["best_epoch"] == 0
+    # and training from it moves the weights but keeps the vocabulary
+    out2 = str(tmp_path / "pf2")
+    run_experiment(experiment(tiny_voc, out2, init=pre_path, repeatability_paths=0, baselines=["flops"],
+                              filter={"epochs": 2, "patience": 5, "batch_size": 4, "select": "loss"}))
+    flt2 = PathFilter.load(os.path.join(out2, "path_filter.h5"))
+    assert flt2.config.vocab == pre.config.vocab
+    report2 = json.load(open(os.path.join(out2, "quality.json")))
+    assert report2["fine_tuned_from"] == pre_path
+    if report2["best_epoch"] > 0:
+        assert any(not np.array_equal(flt2.state()[k], start[k]) for k in start)
+
+
+def test_a_pretrained_filter_that_does_not_fit_fails_in_one_line_before_any_work(tiny_voc, tmp_path):
+    import pytest
+    from nnabla_nas_detofa.path_filter.model import default_vocabulary
+    from nnabla_nas_detofa.runners.detofa import DetOFA
+    from nnabla_nas_detofa.runners.path_filter_runner import DetOFAPathFilterRunner
+    from nnabla_nas_detofa.runners.schema import SchemaError
+    v = list(default_vocabulary())
+    narrow, _ = _pretrained(tmp_path, "narrow.h5", vocab=[t for t in v if not t.startswith("W1.0_")])
+    no_pe, _ = _pretrained(tmp_path, "no_pe.h5", block_pe=False)
+    five, _ = _pretrained(tmp_path, "five.h5", n_buckets=5)
+    common = experiment("root", "out")["hparams"]
+    detofa = {k: common[k] for k in ("batch_size_train", "batch_size_valid", "mini_batch_train", "mini_batch_valid",
+                                     "seed", "bn_calib_images")}
+    detofa.update(epoch=2, warmup_epochs=1, n_buckets=3)
+    cases = ((DetOFAPathFilterRunner, dict(common, init=narrow), r"hparams.init=.*narrow.h5: its vocabulary "
+              r"\(\d+ tokens\) lacks \d+ token\(s\) of the target paths: W1.0_E"),
+             (DetOFAPathFilterRunner, dict(common, init=no_pe, filter={"block_pe": True}),
+              "hparams.init=.*no_pe.h5: block_pe=True but the initial filter was trained with block_pe=False"),
+             (DetOFAPathFilterRunner, dict(common, init=no_pe, filter={"ensemble": 2}), None),
+             (DetOFAPathFilterRunner, dict(common, init=five), "hparams.init=.*five.h5: n_buckets=3 but the initial "
+              "filter was trained on 5 FLOPs buckets"),
+             (DetOFA, dict(detofa, filter_init=narrow), r"hparams.filter_init=.*narrow.h5: its "
+              "vocabulary"),
+             (DetOFA, dict(detofa, filter_init=str(tmp_path / "none.h5")),
+              "hparams.filter_init: .*none.h5: no such file"))
+    for cls, hp, match in cases:
+        if match is None:  # a one-network filter fine-tunes into an ensemble: every member starts from it
+            cls.check_hparams(hp)
+            continue
+        with pytest.raises(SchemaError, match=match) as err:
+            cls.check_hparams(hp)
+        assert "\n" not in str(err.value)
+    # through the launcher: refused before any path is labelled
+    out = str(tmp_path / "pf")
+    from nnabla_nas_detofa.runners.launch import ExperimentError
+    with pytest.raises(ExperimentError, match="^experiment: hparams.init=.*its vocabulary") as err:
+        run_experiment(experiment(tiny_voc, out, init=narrow))
+    assert "\n" not in str(err.value)
+    assert not os.path.exists(os.path.join(out, "paths.partial.jsonl"))

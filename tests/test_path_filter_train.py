@@ -14,7 +14,7 @@ from nnabla_nas_detofa.space import SupernetConfig, get_space, mflops, space_buc
 CFG, SIZE = SupernetConfig(width_mult=0.125, divisor=1), 64
 SPACE = get_space("ofa")
 BUCKETS = space_buckets(SPACE, CFG, SIZE)
-FAST = dict(buckets=BUCKETS, batch_size=8, lr=1e-3)
+FAST = dict(buckets=BUCKETS, batch_size=8, lr=1e-3, ensemble=1)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +203,7 @@ def test_pretrain_save_load_finetune(tmp_path, small_set):
     pre.filter.save(h5)
     target = synthetic_pathset(SyntheticTask(0).perturbed(5, 0.5), get_space("compofa"), CFG, SIZE, 10, seed=2)
     loaded = PathFilter.load(h5)
-    ft = train_path_filter(target, init=h5, epochs=1, batch_size=8, seed=0)
+    ft = train_path_filter(target, init=h5, epochs=1, batch_size=8, seed=0, ensemble=1)
     tb = ft.buckets
     va = target.subset(ft.val_index)
     b = tb.indices(va.flops)
@@ -215,8 +215,8 @@ def test_pretrain_save_load_finetune(tmp_path, small_set):
     assert tb.lo == pytest.approx(target.flops.min()) and tb.hi == pytest.approx(target.flops.max())
     assert ft.best_val_tau >= ft.history[0]["val_tau"]
     with pytest.raises(PathFilterError, match="block_pe=True but the initial filter"):
-        train_path_filter(target, init=loaded, block_pe=True, epochs=0)
-    kept = train_path_filter(target, init=loaded, epochs=0)  # fine-tuning for 0 epochs keeps the start
+        train_path_filter(target, init=loaded, block_pe=True, epochs=0, ensemble=1)
+    kept = train_path_filter(target, init=loaded, epochs=0, ensemble=1)  # fine-tuning for 0 epochs keeps the start
     assert _states_equal(kept.filter.state(), loaded.state())
 
 
@@ -259,3 +259,74 @@ def test_wide_warm_up_fits_a_loss_linear_in_the_one_hot_features(small_set):
                                                                                       bucket[sp.val]))
     assert kendall_tau_within(z[sp.val], -loss[sp.val], bucket[sp.val]) > 0.7  # 160 training paths, 637 weights
     assert kendall_tau_within(z[sp.train], -loss[sp.train], bucket[sp.train]) > 0.9
+
+
+def test_joint_training_reads_the_weights_the_warm_up_left(small_set, monkeypatch):
+    """The network trained in epoch 1 sees the warmed-up wide head and the zeroed output layer
+    (the warm-up assigns new arrays to them; views taken before it would be stale)."""
+    from nnabla_nas_detofa.path_filter import numpy_net
+    seen = []
+    original = numpy_net.NumpyNet.forward
+
+    def spy(self, ids, rows, keep=False):
+        if keep and not seen:
+            seen.append({k: np.array(v, copy=True) for k, v in self.p.items()})
+        return original(self, ids, rows, keep)
+
+    monkeypatch.setattr(numpy_net.NumpyNet, "forward", spy)
+    from nnabla_nas_detofa.path_filter.train import split_indices as split
+    from nnabla_nas_detofa.path_filter.train import warm_up_wide
+    res = train_path_filter(small_set, **dict(FAST, epochs=1, seed=3))
+    # the same warm-up, run alone on a filter built the same way, gives the weights epoch 1 must start from
+    ref = PathFilter(res.filter.config, seed=3)
+    bucket = BUCKETS.indices(small_set.flops)
+    sp = split(bucket, 0.2, 3)
+    ids, _ = ref.inputs(small_set.archs, bucket=bucket)
+    warm_up_wide(ref, ids, sp.train, sp.val, bucket, small_set.val_loss, True, "logit", 0.1)
+    start = {k[len("path_filter/"):]: v for k, v in ref.state().items()}
+    assert np.all(seen[0]["out/affine/W"] == 0)
+    for k in ("out/affine/W", "wide/token/W", "wide/choice/W", "fc1/affine/W"):
+        assert np.array_equal(seen[0][k], start[k]), k
+
+
+def test_fine_tuning_refuses_a_filter_that_does_not_fit(small_set, tmp_path):
+    from nnabla_nas_detofa.path_filter.model import PathFilterConfig, default_vocabulary
+    from nnabla_nas_detofa.path_filter.train import check_initial_filter, path_tokens
+    vocab = default_vocabulary()
+    used = set(path_tokens(small_set.archs))
+    drop = sorted(t for t in used if t.startswith("W"))[:2]
+    narrow = PathFilter(PathFilterConfig(vocab=[t for t in vocab if t not in drop], buckets=BUCKETS, wide=True))
+    with pytest.raises(PathFilterError, match=r"lacks 2 token\(s\) of the target paths: " + ", ".join(drop)) as err:
+        train_path_filter(small_set, init=narrow, epochs=0, buckets=BUCKETS)
+    assert "\n" not in str(err.value)
+    ok = PathFilter(PathFilterConfig(vocab=vocab, buckets=BUCKETS, wide=True, block_pe=False))
+    check_initial_filter(ok, {"block_pe": None, "ensemble": 1}, vocab)  # fits: no error
+    with pytest.raises(PathFilterError, match="block_pe=True but the initial filter was trained with block_pe=False"):
+        check_initial_filter(ok, {"block_pe": True}, vocab)
+
+
+def test_bagging_gives_each_member_its_own_validation_paths_and_keeps_the_test_split(small_set):
+    from nnabla_nas_detofa.path_filter.train import member_split
+    bucket = BUCKETS.indices(small_set.flops)
+    sp = split_indices(bucket, 0.2, 3, test_fraction=0.25)
+    splits = [member_split(sp, bucket, 3, m) for m in range(3)]
+    assert splits[0] is sp
+    assert np.array_equal(member_split(sp, bucket, 3, 1).val, splits[1].val)  # deterministic
+    for s in splits:
+        assert np.array_equal(s.test, sp.test)
+        assert not set(s.train) & set(s.val) and not (set(s.train) | set(s.val)) & set(sp.test)
+        assert sorted(set(s.train) | set(s.val)) == sorted(set(sp.train) | set(sp.val))
+        for b in np.unique(bucket):  # as many validation paths per bucket as member 0
+            assert np.count_nonzero(bucket[s.val] == b) == np.count_nonzero(bucket[sp.val] == b)
+    assert not np.array_equal(splits[1].val, sp.val) and not np.array_equal(splits[2].val, splits[1].val)
+    kw = dict(FAST, epochs=1, seed=3, test_fraction=0.25, ensemble=2)
+    bag = train_path_filter(small_set, **kw)
+    same = train_path_filter(small_set, **dict(kw, bagging=False))
+    assert [i["n_val"] for i in bag.members] == [len(sp.val)] * 2
+    assert np.array_equal(bag.test_index, sp.test) and np.array_equal(bag.val_index, sp.val)
+    assert bag.filter.config.meta["bagging"] is True and same.filter.config.meta["bagging"] is False
+    # member 0 is the same network either way; member 1 learned from other paths
+    b0, s0 = bag.filter.member(0).state(), same.filter.member(0).state()
+    assert all(np.array_equal(b0[k], s0[k]) for k in b0)
+    b1, s1 = bag.filter.member(1).state(), same.filter.member(1).state()
+    assert any(not np.array_equal(b1[k], s1[k]) for k in b1)

@@ -95,7 +95,8 @@ def run_train(args):
                                 patience=args.patience, seed=args.seed, lr=args.lr, wide_lr=args.wide_lr,
                                 weight_decay=args.weight_decay, batch_size=args.batch_size,
                                 val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-                                ensemble=args.ensemble, select=args.select, loss_on=args.loss_on,
+                                ensemble=args.ensemble, bagging=not args.no_bagging, select=args.select,
+                                loss_on=args.loss_on,
                                 warm_up=not args.no_warm_up,
                                 log=(lambda m: print(m, file=sys.stderr)) if args.verbose else None)
     except PathFilterError as err:
@@ -220,7 +221,7 @@ def register(sub):
     helps = {"epochs": "epoch cap", "patience": "stop after this many epochs without a better validation score",
              "lr": "Adam learning rate of the network", "wide_lr": "Adam learning rate of the wide head",
              "weight_decay": None, "batch_size": "paths per batch (one bucket)",
-             "ensemble": "networks averaged (seeds seed..)"}
+             "ensemble": "networks averaged (seeds seed..; each its own validation split unless --no-bagging)"}
     for name, text in helps.items():       # ranges and defaults: train_path_filter's TRAIN_OPTIONS
         spec = TRAIN_OPTIONS[name]
         t.add_argument("--" + name.replace("_", "-"), type=flag(spec), default=spec.default, help=text)
@@ -228,6 +229,8 @@ def register(sub):
                    help="checkpoint selection on the validation split: within-bucket Kendall tau or the loss")
     t.add_argument("--loss-on", choices=LOSS_ON, default=TRAIN_OPTIONS["loss_on"].default,
                    help="pairwise loss on the logit (default) or on the sigmoid score (DETOFA.md's literal form)")
+    t.add_argument("--no-bagging", action="store_true",
+                   help="every ensemble member on the same train / validation split")
     t.add_argument("--no-warm-up", action="store_true",
                    help="train the wide head jointly from the start (no linear warm-up of the wide head)")
     t.add_argument("-o", "--output", required=True, help="output folder")

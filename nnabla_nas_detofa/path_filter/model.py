@@ -193,6 +193,7 @@ class PathFilter:
             raise PathFilterError(f"path filter vocabulary: {err}") from None
         self._roots: List["OrderedDict"] = [OrderedDict() for _ in range(config.n_members)]
         self._graphs: Dict[int, Tuple] = {}
+        self._nets: Dict[int, NumpyNet] = {}  # id(root) -> numpy network on views of its parameters
         width_norm = config.pe_norm == "width"
         pe = sinusoid(range(SEQ_LEN), config.d_model, config.d_model if width_norm else MAX_LAYER_INDEX)
         if config.block_pe:
@@ -248,6 +249,14 @@ class PathFilter:
                 raise PathFilterError(f"{where}: parameter {k} has shape {tuple(state[k].shape)}, "
                                       f"expected {tuple(v.shape)}")
             v.d = state[k]
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Forget the cached numpy networks (they hold views on the parameter arrays). Assigning a
+        parameter (``v.d = array``) gives it new memory that those views do not see; ``set_state``
+        and ``load`` call this, and so must code that assigns parameters directly. Updates in place
+        (NNabla's solvers, ``v.d[...] = ...``) show through the views and need no refresh."""
+        self._nets.clear()
 
     def member(self, m: int) -> "PathFilter":
         """Member ``m`` as a one-network filter sharing this filter's parameters (training it
@@ -261,6 +270,7 @@ class PathFilter:
         out = PathFilter.__new__(PathFilter)
         out.config, out.tokenizer, out.pe = cfg, self.tokenizer, self.pe
         out._roots, out._graphs = [self._roots[m]], {}
+        out._nets = self._nets  # shared: a set_state on the member also refreshes the ensemble
         return out
 
     @classmethod
@@ -360,14 +370,26 @@ class PathFilter:
         return {k[len(SCOPE) + 1:]: v.d for k, v in self.parameters().items()}
 
     def numpy_net(self) -> NumpyNet:
-        """The numpy network of a one-network filter (of an ensemble: ``member(m).numpy_net()``)."""
+        """A new numpy network of a one-network filter (of an ensemble: ``member(m).numpy_net()``)."""
         if self.n_members != 1:
             raise PathFilterError("numpy_net() of an ensemble: use member(m).numpy_net()")
         return NumpyNet(self.config, self.pe, self.param_arrays())
 
+    def _numpy_nets(self) -> List[NumpyNet]:
+        """One numpy network per member, built once and reused by every scoring call (building one
+        reads every parameter array through NNabla, ~70 us each: most of the cost of scoring a
+        few paths); ``refresh`` forgets them."""
+        nets = []
+        for m, root in enumerate(self._roots):
+            net = self._nets.get(id(root))
+            if net is None:
+                net = self._nets[id(root)] = self.member(m).numpy_net()
+            nets.append(net)
+        return nets
+
     def logits_ids(self, ids: np.ndarray, bucket_rows: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The logits (scores before the sigmoid, float64) of token ids and bucket rows, by numpy."""
-        nets = [self.member(m).numpy_net() for m in range(self.n_members)]
+        nets = self._numpy_nets()
         ids = np.asarray(ids, np.int64)
         rows = np.asarray(bucket_rows, np.int64)
         res = np.zeros(len(ids), np.float64)

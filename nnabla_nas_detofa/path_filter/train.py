@@ -33,7 +33,18 @@ as epoch 0, so it never ends worse on validation than it began.
 Each step runs the network's forward and backward passes in numpy (``numpy_net``; tested equal
 to the NNabla graph's and its ``backward()``) and updates the NNabla parameters with NNabla's Adam
 solver (L2 weight decay through the solver). ``ensemble`` > 1 trains that many members with seeds
-``seed, seed + 1, ...`` on the same split and returns a filter that averages their scores.
+``seed, seed + 1, ...`` and returns a filter that averages their logits. With ``bagging`` (the
+default) every member after the first draws its own validation split from the paths outside the
+test split (``member_split``), so each member selects its checkpoint on other paths and the
+ensemble as a whole learns from all of them, as ridge regression's refit on train + validation
+does; without it every member uses the same split.
+
+**Defaults** (``DEFAULTS``): 4 bagged members. On the demo supernet's path set
+(``benchmarks/data/demo_paths.jsonl``, 300 paths, 30 % of every bucket held out, 3 split seeds)
+one network ranked about as well as ridge regression (within-bucket tau 0.33 vs 0.31 on an
+earlier 267-path snapshot, below it on one split of three); 4 bagged members reach tau 0.405 /
+weakest-25 % precision 0.627 against ridge's 0.352 / 0.560 (mean of the 3 splits). Each member
+costs one training (about 15 s on those 210 paths, about a minute on 600, one CPU core).
 Everything random (initial weights, split, batch order) follows ``seed``: the same call gives the
 same filter.
 
@@ -44,7 +55,7 @@ filter's vocabulary and switches and takes the target's buckets.
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, NamedTuple, Optional, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
@@ -61,7 +72,7 @@ SCOPE_PREFIX = "path_filter/"
 SELECT = ("tau", "loss")
 LOSS_ON = ("logit", "score")
 DEFAULTS = dict(epochs=100, patience=10, batch_size=32, lr=1e-3, wide_lr=0.1, weight_decay=0.0, val_fraction=0.2,
-                test_fraction=0.0, ensemble=1, select="tau", wide=True, loss_on="logit", warm_up=True)
+                test_fraction=0.0, ensemble=4, bagging=True, select="tau", wide=True, loss_on="logit", warm_up=True)
 # what a user sets: ``path-filter train`` flags and the runner's ``hparams.filter`` (one definition)
 TRAIN_OPTIONS = {
     "epochs": epochs_spec(default=DEFAULTS["epochs"]),     # the epoch cap (>= 1 from scratch)
@@ -73,6 +84,7 @@ TRAIN_OPTIONS = {
     "val_fraction": Num(0, 1, lo_open=True, hi_open=True, default=DEFAULTS["val_fraction"]),
     "test_fraction": Num(0, 1, hi_open=True, default=DEFAULTS["test_fraction"]),
     "ensemble": Int(1, 64, default=DEFAULTS["ensemble"]),
+    "bagging": Bool(default=DEFAULTS["bagging"]),
     "select": Choice(SELECT, default=DEFAULTS["select"]),
     "loss_on": Choice(LOSS_ON, default=DEFAULTS["loss_on"]),
     "budget": Bool(nullable=True, default=None),
@@ -154,6 +166,24 @@ def split_indices(bucket: np.ndarray, val_fraction: float, seed: int, test_fract
         train.extend(idx[kt + kv:])
     as_idx = lambda v: np.sort(np.array(v, np.int64))  # noqa: E731
     return Split(as_idx(train), as_idx(val), as_idx(test))
+
+
+def member_split(split: Split, bucket: np.ndarray, seed: int, member: int) -> Split:
+    """Ensemble member ``member``'s split (bagging): the same test paths as ``split``; the other
+    paths of every bucket re-drawn (seeded by ``seed`` and ``member``) into as many validation
+    paths as ``split`` has in that bucket, the rest training. Member 0 keeps ``split``."""
+    if member == 0:
+        return split
+    rng = np.random.RandomState([seed, member, 17])
+    rest = np.sort(np.concatenate([split.train, split.val]))
+    train, val = [], []
+    for b in np.unique(bucket[rest]):
+        idx = rest[bucket[rest] == b]
+        idx = idx[rng.permutation(len(idx))]
+        kv = int(np.count_nonzero(bucket[split.val] == b))
+        val.extend(idx[:kv])
+        train.extend(idx[kv:])
+    return Split(np.sort(np.array(train, np.int64)), np.sort(np.array(val, np.int64)), split.test)
 
 
 def resolve_buckets(pathset: PathSet, buckets: Optional[Buckets] = None, space: Optional[SearchSpace] = None,
@@ -267,7 +297,15 @@ def warm_up_wide(flt: PathFilter, ids: np.ndarray, train: np.ndarray, val: np.nd
     if not np.isfinite(best_tau):  # no validation figure: keep the last step
         best_step, best_w = step, snapshot()
     w_tok.d, w_ch.d = best_w
+    flt.refresh()  # the assignments above gave the wide weights new arrays
     return {"steps": int(best_step), "val_tau": float(best_tau)}
+
+
+def path_tokens(archs: Sequence) -> List[str]:
+    """The distinct tokens of ``archs`` (``space.tokens``)."""
+    from ..space.tokens import Tokenizer, all_tokens
+    tok = Tokenizer(all_tokens())
+    return [tok.vocab[i] for i in np.unique(tok.ids(archs))]
 
 
 def check_train_options(options: Dict, fine_tuning: bool, where: str = "path filter training") -> Dict:
@@ -281,6 +319,37 @@ def check_train_options(options: Dict, fine_tuning: bool, where: str = "path fil
         raise SchemaError(f"{where}.test_fraction={v['test_fraction']}: expected val_fraction + test_fraction "
                           f"< 1 (val_fraction={v['val_fraction']})")
     return v
+
+
+SWITCHES = ("budget", "block_pe", "pe_norm", "wide")
+
+
+def check_initial_filter(base: PathFilter, options: Dict, tokens: Optional[Sequence[str]] = None,
+                         n_buckets: Optional[int] = None, where: str = "initial filter") -> None:
+    """A pre-trained filter fits the fine-tuning asked of it, else PathFilterError in one line:
+    the model switches set in ``options`` (None = take the filter's) equal the filter's, an
+    ensemble is fine-tuned member by member (``options["ensemble"]`` = its member count), and every
+    token in ``tokens`` (of the target space or path set) is in the filter's vocabulary: a token
+    it does not know would be read as "unknown", one shared embedding row, and never learned. With
+    budget conditioning, the target's number of FLOPs buckets (``n_buckets``) is the filter's (one
+    learned embedding per bucket; fine-tuning re-reads bucket k as the k-th of the target's range)."""
+    for name in SWITCHES:
+        want, have = options.get(name), getattr(base.config, name)
+        if want is not None and want != have:
+            raise PathFilterError(f"{where}: {name}={want} but the initial filter was trained with {name}={have}")
+    if n_buckets is not None and base.config.budget and n_buckets != base.config.buckets.n:
+        raise PathFilterError(f"{where}: n_buckets={n_buckets} but the initial filter was trained on "
+                              f"{base.config.buckets.n} FLOPs buckets (its bucket embedding has one row each)")
+    ens = options.get("ensemble", DEFAULTS["ensemble"])
+    if base.n_members != 1 and ens != base.n_members:
+        raise PathFilterError(f"{where}: ensemble={ens} but the initial filter has {base.n_members} members")
+    if tokens is not None:
+        known = set(base.config.vocab)
+        missing = sorted(set(tokens) - known)
+        if missing:
+            raise PathFilterError(f"{where}: its vocabulary ({len(known)} tokens) lacks {len(missing)} token(s) of the "
+                                  f"target paths: {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''} "
+                                  "(pre-train it on a space that holds the target space)")
 
 
 def _check_args(pathset, init, seed, **options):
@@ -303,7 +372,8 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
                       lr: float = DEFAULTS["lr"], wide_lr: float = DEFAULTS["wide_lr"],
                       loss_on: str = DEFAULTS["loss_on"], weight_decay: float = DEFAULTS["weight_decay"],
                       val_fraction: float = DEFAULTS["val_fraction"], test_fraction: float = DEFAULTS["test_fraction"],
-                      ensemble: int = DEFAULTS["ensemble"], select: str = DEFAULTS["select"],
+                      ensemble: int = DEFAULTS["ensemble"], bagging: bool = DEFAULTS["bagging"],
+                      select: str = DEFAULTS["select"],
                       warm_up: bool = DEFAULTS["warm_up"], seed: int = 0,
                       max_seconds: Optional[float] = None, n_buckets: int = 5,
                       log: Optional[Callable[[str], None]] = None,
@@ -325,18 +395,14 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
     t0 = time.perf_counter()
     _check_args(pathset, init, seed, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,
                 wide_lr=wide_lr, weight_decay=weight_decay, val_fraction=val_fraction, test_fraction=test_fraction,
-                ensemble=ensemble, select=select, loss_on=loss_on, budget=budget, block_pe=block_pe,
+                ensemble=ensemble, bagging=bagging, select=select, loss_on=loss_on, budget=budget, block_pe=block_pe,
                 pe_norm=pe_norm, wide=wide, warm_up=warm_up, flops_bounded=flops_bounded, max_seconds=max_seconds)
     buckets = resolve_buckets(pathset, buckets, space, supernet, input_size, n_buckets)
     base = None
     if init is not None:
         base = PathFilter.load(init) if isinstance(init, str) else init
-        for name, want in (("budget", budget), ("block_pe", block_pe), ("pe_norm", pe_norm), ("wide", wide)):
-            have = getattr(base.config, name)
-            if want is not None and want != have:
-                raise PathFilterError(f"{name}={want} but the initial filter was trained with {name}={have}")
-        if base.n_members != 1 and ensemble != base.n_members:
-            raise PathFilterError(f"ensemble={ensemble} but the initial filter has {base.n_members} members")
+        check_initial_filter(base, dict(budget=budget, block_pe=block_pe, pe_norm=pe_norm, wide=wide,
+                                        ensemble=ensemble), path_tokens(pathset.archs), buckets.n)
         c = base.config
         config = PathFilterConfig(vocab=c.vocab, buckets=buckets, budget=c.budget, block_pe=c.block_pe,
                                   pe_norm=c.pe_norm, wide=c.wide, token_dim=c.token_dim, bucket_dim=c.bucket_dim,
@@ -357,7 +423,7 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
     template = PathFilter(config, seed=seed)
     ids, rows = template.inputs(pathset.archs, bucket=bucket)
 
-    def run_member(flt: PathFilter, member_seed: int, fine_tune: bool):
+    def run_member(flt: PathFilter, member_seed: int, fine_tune: bool, tr: np.ndarray, va: np.ndarray):
         rng = np.random.RandomState(member_seed + 1)
         params = flt.parameters()
         wide_keys = {SCOPE_PREFIX + WIDE_TOKEN, SCOPE_PREFIX + WIDE_CHOICE}
@@ -368,9 +434,6 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
             wsolver = S.Adam(alpha=wide_lr)
             wsolver.set_parameters({k: params[k] for k in sorted(wide_keys)})
             solvers.append(wsolver)
-        views = {k: v.d for k, v in params.items()}
-        grads = {k: v.g for k, v in params.items()}
-        net = flt.numpy_net()
         scope = len("path_filter/")
 
         def validate():
@@ -395,6 +458,10 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
             warm = warm_up_wide(flt, ids, tr, va, bucket, loss_v, flops_bounded, loss_on, wide_lr)
             if log:
                 log(f"wide head warm-up: {warm['steps']} steps, val tau within buckets {warm['val_tau']:.4f}")
+        # views on the parameters, taken after the warm-up (which assigns arrays to the wide weights)
+        views = {k: v.d for k, v in params.items()}
+        grads = {k: v.g for k, v in params.items()}
+        net = flt.numpy_net()
         start = validate()  # epoch 0: the weights joint training starts from
         history = [{"epoch": 0, "train_loss": None, "val_loss": start[0], "val_tau": start[1],
                     "seconds": time.perf_counter() - t0}]
@@ -452,6 +519,7 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
                     views = {kk: vv.d for kk, vv in params.items()}
                     grads = {kk: vv.g for kk, vv in params.items()}
                     net.p = {kk[scope:]: vv for kk, vv in views.items()}
+                    flt.refresh()
                     break
         flt.set_state(best_state)
         return {"seed": int(member_seed), "wide_warm_up": warm, "best_epoch": int(best_epoch),
@@ -460,17 +528,20 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
 
     members, infos, history = [], [], []
     for m in range(ensemble):
+        sp = member_split(split, bucket, seed, m) if bagging else split
         flt = template if m == 0 else PathFilter(config, seed=seed + m)
         if base is not None:
             flt.set_state(base.member(m if base.n_members > 1 else 0).state(), where="initial filter")
         if log and ensemble > 1:
             log(f"ensemble member {m + 1}/{ensemble} (seed {seed + m})")
-        info, hist = run_member(flt, seed + m, base is not None)
+        info, hist = run_member(flt, seed + m, base is not None, sp.train, sp.val)
+        info["n_val"] = int(len(sp.val))
         members.append(flt)
         infos.append(info)
         history.extend(dict(h, member=m) for h in hist) if ensemble > 1 else history.extend(hist)
     result_filter = members[0] if ensemble == 1 else PathFilter.ensemble_of(members)
-    # the selection figures of the returned filter (the ensemble's own, on the same split)
+    # the selection figures of the returned filter (the ensemble's own, on member 0's split; with
+    # bagging the other members trained on some of those paths: an optimistic figure)
     z = result_filter.logits_ids(ids[va], rows[va])
     s = z if loss_on == "logit" else 1.0 / (1.0 + np.exp(-z))
     val_loss = pairwise_hinge_loss(s, loss_v[va], bucket[va], flops_bounded)
@@ -481,6 +552,7 @@ def train_path_filter(pathset: PathSet, *, buckets: Optional[Buckets] = None, sp
                                  "patience": int(patience), "lr": float(lr), "wide_lr": float(wide_lr),
                                  "loss_on": loss_on, "weight_decay": float(weight_decay),
                                  "batch_size": int(batch_size), "select": select, "ensemble": int(ensemble),
+                                 "bagging": bool(bagging and ensemble > 1),
                                  "n_paths": len(pathset), "n_train": int(len(tr)), "n_val": int(len(va)),
                                  "n_test": int(len(split.test)), "fine_tuned": init is not None,
                                  "best_epoch": best_epoch, "best_val_loss": float(val_loss),
@@ -520,4 +592,5 @@ def validation_quality(result: TrainResult, pathset: PathSet) -> Dict:
 
 
 __all__ = ["TrainResult", "Split", "train_path_filter", "evaluate", "split_indices", "resolve_buckets",
-           "held_out_quality", "validation_quality", "quality_report", "epoch_batches", "batch_pairs", "DEFAULTS"]
+           "held_out_quality", "validation_quality", "quality_report", "epoch_batches", "batch_pairs", "DEFAULTS",
+           "check_initial_filter", "path_tokens"]

@@ -28,9 +28,9 @@ from ..atomic import write_json_atomic
 from ..path_filter import PathSet
 from ..space import space_from_spec
 from .base import DetOFARunner
-from .path_filter_runner import FILTER_OPTIONS, DetOFAPathFilterRunner
+from .path_filter_runner import FILTER_OPTIONS, INIT_SPEC, DetOFAPathFilterRunner, check_init_fits
 from .pruned_trainer import PRUNING_OPTIONS, PrunedSpaceSampler, load_filter, load_pruned_space, run_pruning
-from .schema import Int, Obj, Str
+from .schema import Int, Obj
 from .supernet_trainer import HPARAMS as TRAINER_HPARAMS
 from .supernet_trainer import DetOFASupernetTrainer, Stage, UniformSampler
 
@@ -40,7 +40,7 @@ HPARAMS = {
     "n_buckets": Int(1, 100, default=5),
     "paths_per_bucket": Int(1, default=100),         # paper: 500 paths in all
     "final_paths_per_bucket": Int(1, nullable=True, default=None),   # default: paths_per_bucket
-    "filter_init": Str(nullable=True, default=None), # a pre-trained path filter (.h5) to fine-tune
+    "filter_init": INIT_SPEC,                        # a pre-trained path filter (.h5) to fine-tune
     "filter": Obj(FILTER_OPTIONS),
     "pruning": Obj(PRUNING_OPTIONS),
     "repeatability_paths": Int(0, default=30),
@@ -65,6 +65,9 @@ class DetOFA(DetOFARunner):
         if not hp["warmup_epochs"] < hp["epoch"]:
             raise SchemaError(f"{where}.warmup_epochs={hp['warmup_epochs']} must be below {where}.epoch="
                               f"{hp['epoch']} (epoch counts the whole supernet training, warm-up included)")
+        if hp["filter_init"] is not None:
+            check_init_fits(hp["filter_init"], hp["filter"], space_from_spec(hp["space"], f"{where}.space"),
+                            hp["n_buckets"], f"{where}.filter_init")
         return hp
 
     def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):

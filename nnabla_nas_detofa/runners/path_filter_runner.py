@@ -42,12 +42,30 @@ def _init_filter(v, where):
     return v
 
 
+INIT_SPEC = Custom(_init_filter, "a path filter weight file (.h5 with its .json)", nullable=True, default=None)
+
+
+def check_init_fits(init: str, filter_options: dict, space, n_buckets: int, where: str) -> None:
+    """A pre-trained filter (``init``) fits the fine-tuning of ``filter_options`` on paths of
+    ``space`` in ``n_buckets`` FLOPs buckets (switches, ensemble size, vocabulary, bucket count:
+    ``check_initial_filter``); SchemaError in one
+    line naming ``where`` and the file, before any path is labelled."""
+    from ..path_filter.model import PathFilterError
+    from ..path_filter.train import check_initial_filter
+    from ..space import vocabulary
+    from .schema import SchemaError
+    try:
+        check_initial_filter(PathFilter.load(init), filter_options, vocabulary(space), n_buckets,
+                             where=f"{where}={init}")
+    except PathFilterError as err:
+        raise SchemaError(str(err)) from None
+
+
 HPARAMS = {
     "space": space_spec(),
     "paths_per_bucket": Int(1, default=100),
     "n_buckets": Int(1, 100, default=5),
-    "init": Custom(_init_filter, "a path filter weight file (.h5 with its .json)", nullable=True,
-                   default=None),                     # pre-trained path filter (.h5) to fine-tune
+    "init": INIT_SPEC,                                # pre-trained path filter (.h5) to fine-tune
     "filter": Obj(FILTER_OPTIONS),
     "baselines": ListOf(Choice(KINDS), default=list(KINDS)),  # fitted on the same split, reported next to it
     "repeatability_paths": Int(0, default=30),        # paths labelled again with a second calibration set
@@ -84,6 +102,9 @@ class DetOFAPathFilterRunner(DetOFARunner):
     def check_hparams(cls, hparams: dict, where: str = "hparams") -> dict:
         hp = super().check_hparams(hparams, where)
         check_train_options(hp["filter"], hp["init"] is not None, f"{where}.filter")
+        if hp["init"] is not None:
+            check_init_fits(hp["init"], hp["filter"], space_from_spec(hp["space"], f"{where}.space"), hp["n_buckets"],
+                            f"{where}.init")
         return hp
 
     @classmethod
