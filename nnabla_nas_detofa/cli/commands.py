@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "nnabla_nas_detofa.cli.cmd_prune",
     "nnabla_nas_detofa.cli.cmd_export",
     "nnabla_nas_detofa.cli.cmd_latency",
+    "nnabla_nas_detofa.cli.cmd_search",
 )
 
 
