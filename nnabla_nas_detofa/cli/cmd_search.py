@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 
-from ..schema import Choice, Int, ListOf, SchemaError
+from ..schema import Choice, Int, ListOf
 from ..search.options import SEARCH_OPTIONS
 from .argtypes import flag
 from .errors import UserError
@@ -116,8 +116,7 @@ def run_search(args):
     conf = search_experiment(args, run)
     source = f"search --run {args.run}"
     # every check that needs no data (flags, files, budgets against the space's FLOPs range) before any work
-    checked, _ = prepare(conf, source)
-    _check_budgets(checked, run, source)
+    prepare(conf, source)
     _copy_measurement_sets(run, args.output)
     pareto = run_experiment(conf, source)
     out = os.path.abspath(args.output)
@@ -129,21 +128,6 @@ def run_search(args):
         "fullnet": None if pareto["fullnet"] is None else
         {"mflops": pareto["fullnet"]["mflops"], key: pareto["fullnet"]["test"].get(key)}}) + "\n")
     return 0
-
-
-def _check_budgets(conf, run, source):
-    from ..search.options import plan_budgets, search_buckets
-    from ..space import space_from_spec
-    hp = conf["hparams"]
-    pruned = None
-    try:
-        if hp["pruned_space"]:
-            from ..runners.pruned_trainer import load_pruned_space
-            pruned = load_pruned_space(hp["pruned_space"], run.config, run.input_size, "--pruned-space")
-        buckets = search_buckets(space_from_spec(hp["space"]), run.config, run.input_size, hp["n_buckets"], pruned)
-        plan_budgets(hp["budgets"], hp["n_budgets"], buckets, "--budgets" if hp["budgets"] else "hparams")
-    except (SchemaError, ValueError) as err:
-        raise UserError(f"{source}: {err}") from None
 
 
 def register(sub):

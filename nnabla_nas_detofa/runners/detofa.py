@@ -74,6 +74,15 @@ class DetOFA(DetOFARunner):
             check_search_options(hp["search"], f"{where}.search")
         return hp
 
+    @classmethod
+    def check_settings(cls, hp, cfg, input_size, where="hparams"):
+        """The search budgets lie in the space's FLOPs range (Ã's buckets are A's), before any work."""
+        if hp["search"] is not None:
+            from ..search.options import plan_budgets
+            from ..space import space_buckets
+            buckets = space_buckets(space_from_spec(hp["space"], f"{where}.space"), cfg, input_size, hp["n_buckets"])
+            plan_budgets(hp["search"]["budgets"], hp["search"]["n_budgets"], buckets, f"{where}.search")
+
     def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):
         super().__init__(model, optimizer, regularizer, dataloader, hparams, args)
         self.space = space_from_spec(self.hparams["space"], "hparams.space")

@@ -82,6 +82,22 @@ class DetOFASearcher(DetOFARunner):
         return hp
 
     @classmethod
+    def check_settings(cls, hp: dict, cfg, input_size: int, where: str = "hparams"):
+        """(pruned space, buckets, budget plan) of checked hparams for the network ``cfg`` at
+        ``input_size``: a pruned space of other settings, or a budget outside the space's FLOPs
+        range, is a SchemaError (the launcher calls this before any data is read)."""
+        pruned = None
+        if hp["pruned_space"]:
+            from .pruned_trainer import load_pruned_space
+            try:
+                pruned = load_pruned_space(hp["pruned_space"], cfg, input_size, f"{where}.pruned_space")
+            except ValueError as err:
+                raise SchemaError(str(err)) from None
+        space = space_from_spec(hp["space"], f"{where}.space")
+        buckets = search_buckets(space, cfg, input_size, hp["n_buckets"], pruned)
+        return pruned, buckets, plan_budgets(hp["budgets"], hp["n_budgets"], buckets, where)
+
+    @classmethod
     def needs_dval(cls, hparams):
         # always: the run's measurement sets are then those of the DetOFA / path-filter runs (same split)
         return True
@@ -90,16 +106,7 @@ class DetOFASearcher(DetOFARunner):
         super().__init__(model, optimizer, regularizer, dataloader, hparams, args)
         hp = self.hparams
         self.space = space_from_spec(hp["space"], "hparams.space")
-        self.pruned = None
-        if hp["pruned_space"]:
-            from .pruned_trainer import load_pruned_space
-            try:
-                self.pruned = load_pruned_space(hp["pruned_space"], model.config, self.input_size,
-                                                "hparams.pruned_space")
-            except ValueError as err:
-                raise SchemaError(str(err)) from None
-        self.buckets = search_buckets(self.space, model.config, self.input_size, hp["n_buckets"], self.pruned)
-        self.plan = plan_budgets(hp["budgets"], hp["n_budgets"], self.buckets)
+        self.pruned, self.buckets, self.plan = self.check_settings(hp, model.config, self.input_size)
         self.weights = self._weights_of_experiment()
         self.latency = None
         if hp["latency_table"]:
