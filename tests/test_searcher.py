@@ -2,8 +2,6 @@
 exported files, resume, bad options, and the ``search`` command on a run folder."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -168,29 +166,32 @@ def test_bad_options_are_one_line_errors_before_any_work(tmp_path, hp, msg):
     assert not os.path.exists(out)   # nothing read, nothing written
 
 
-def _tool(*argv, cwd=None):
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return subprocess.run([sys.executable, "-m", "nnabla_nas_detofa", *argv], capture_output=True, text=True,
-                          timeout=600, cwd=cwd, env=env)
+def _tool(capsys, *argv):
+    """(exit code, stdout lines, stderr lines) of ``python -m nnabla_nas_detofa ARGV``, in process."""
+    from nnabla_nas_detofa.cli.tools import main_tools
+    code = main_tools(list(argv))
+    cap = capsys.readouterr()
+    return code, cap.out.strip().splitlines(), cap.err.strip().splitlines()
 
 
-def test_search_command_on_a_run_folder(tiny_voc, weights, tmp_path):
+def test_search_command_on_a_run_folder(tiny_voc, weights, tmp_path, capsys):
     """A path-filter run (weights, measurement sets, filter) searched from the command line."""
     run = str(tmp_path / "run")
     run_experiment(experiment(tiny_voc, run, runner="DetOFAPathFilterRunner", weights=weights,
                               repeatability_paths=0))
     out = str(tmp_path / "search")
     flt = os.path.join(run, "path_filter.h5")
-    bad = _tool("search", "--run", run, "--weights", weights, "--generations", "-1", "-o", out)
-    assert bad.returncode == 2 and "--generations" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
-    bad = _tool("search", "--run", run, "--weights", weights, "--budgets", "1e6", "-o", out)
-    assert bad.returncode == 2 and "outside the space's FLOPs range" in bad.stderr, bad.stderr[-2000:]
-    assert len(bad.stderr.strip().splitlines()) == 1 and not os.path.exists(out)
-    r = _tool("search", "--run", run, "--weights", weights, "--path-filter", flt, "--n-budgets", "2",
-              "--generations", "1", "--population", "4", "--sample", "2", "--export", "nnp", "--no-fullnet",
-              "-o", out)
-    assert r.returncode == 0, r.stderr[-3000:]
-    line = json.loads(r.stdout.strip().splitlines()[-1])
+    capsys.readouterr()
+    code, _, err = _tool(capsys, "search", "--run", run, "--weights", weights, "--generations", "-1", "-o", out)
+    assert code == 2 and len(err) == 1 and "--generations" in err[0]
+    code, _, err = _tool(capsys, "search", "--run", run, "--weights", weights, "--budgets", "1e6", "-o", out)
+    assert code == 2 and len(err) == 1 and "budgets[0]=1e+06: outside the space's FLOPs range" in err[0], err
+    assert not os.path.exists(out)
+    code, lines, err = _tool(capsys, "search", "--run", run, "--weights", weights, "--path-filter", flt,
+                             "--n-budgets", "2", "--generations", "1", "--population", "4", "--sample", "2",
+                             "--export", "nnp", "--no-fullnet", "-o", out)
+    assert code == 0, err[-20:]
+    line = json.loads(lines[-1])
     pareto = json.load(open(line["pareto"]))
     assert pareto["training_run"] == os.path.abspath(run) and pareto["weights"] == os.path.abspath(weights)
     assert pareto["search"]["path_filter"] == flt and pareto["search"]["generations"] == 1
