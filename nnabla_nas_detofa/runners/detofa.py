@@ -86,6 +86,10 @@ class DetOFA(DetOFARunner):
     def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):
         super().__init__(model, optimizer, regularizer, dataloader, hparams, args)
         self.space = space_from_spec(self.hparams["space"], "hparams.space")
+        if self.hparams["search"] is not None and self.comm.n_procs > 1:
+            from .schema import SchemaError
+            raise SchemaError(f"hparams.search: the search phase runs in one process, not {self.comm.n_procs}; set "
+                              "\"search\": null and search the finished run with 'python -m nnabla_nas_detofa search'")
         self._ledger_path = os.path.join(self.out, "phases.json")
         self.ledger = {}
         if os.path.isfile(self._ledger_path):

@@ -105,6 +105,8 @@ class DetOFASearcher(DetOFARunner):
     def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):
         super().__init__(model, optimizer, regularizer, dataloader, hparams, args)
         hp = self.hparams
+        if self.comm.n_procs > 1:
+            raise SchemaError(f"DetOFASearcher runs in one process, not {self.comm.n_procs} (run it without mpirun)")
         self.space = space_from_spec(hp["space"], "hparams.space")
         self.pruned, self.buckets, self.plan = self.check_settings(hp, model.config, self.input_size)
         self.weights = self._weights_of_experiment()
@@ -294,8 +296,6 @@ class DetOFASearcher(DetOFARunner):
                 raise SchemaError(f"hparams.path_filter={flt_file}: the filter's FLOPs buckets {own.to_dict()} are not "
                                   f"the search's {self.buckets.to_dict()} (set n_buckets / pruned_space as the filter "
                                   "was trained)")
-        if self.comm.rank != 0:
-            raise SchemaError("DetOFASearcher runs in one process")
         entries = [self.run_budget(i, tau, b, lo, flt, flt_file) for i, (tau, b, (lo, _)) in enumerate(self.plan)]
         full = self.run_fullnet() if hp["test_fullnet"] else None
         key = metric_key((entries[0] if entries else full)["test"])
