@@ -201,3 +201,45 @@ def test_search_command_on_a_run_folder(tiny_voc, weights, tmp_path, capsys):
     a = json.load(open(os.path.join(run, "measurement_sets.json")))
     b = json.load(open(os.path.join(out, "measurement_sets.json")))
     assert a["calib_ids"] == b["calib_ids"] and a["valid_ids"] == b["valid_ids"]
+
+
+def test_registered_as_an_nnabla_nas_runner():
+    import nnabla_nas.runner as tables
+
+    from nnabla_nas_detofa.runners import RUNNERS, DetOFASearcher
+    assert RUNNERS["DetOFASearcher"] is DetOFASearcher
+    assert tables.DetOFASearcher is DetOFASearcher and "DetOFASearcher" in tables.__all__
+
+
+def test_budget_plan_buckets_and_ranges():
+    from nnabla_nas_detofa.schema import SchemaError
+    from nnabla_nas_detofa.search.options import plan_budgets
+    from nnabla_nas_detofa.space import Buckets
+    b = Buckets(10.0, 40.0, 3)                      # edges 10, 20, 30, 40
+    assert plan_budgets(None, None, b) == [(20.0, 0, (10.0, 20.0)), (30.0, 1, (20.0, 30.0)), (40.0, 2, (30.0, 40.0))]
+    assert [t for t, _, _ in plan_budgets(None, 2, b)] == [25.0, 40.0]
+    # a budget on an edge belongs to the bucket below it; the smallest path's FLOPs to bucket 0
+    assert plan_budgets([30.0, 10.0, 31.0], None, b) == [(30.0, 1, (20.0, 30.0)), (10.0, 0, (10.0, 10.0)),
+                                                         (31.0, 2, (30.0, 31.0))]
+    for bad in ([9.0], [40.5]):
+        with pytest.raises(SchemaError, match=r"budgets\[0\]=.*outside the space's FLOPs range \[10, 40\]"):
+            plan_budgets(bad, None, b)
+
+
+def test_detofa_search_block_is_checked_before_any_work(tmp_path):
+    from nnabla_nas_detofa.runners.detofa import DetOFA
+    from nnabla_nas_detofa.schema import SchemaError
+    hp = {"epoch": 3, "warmup_epochs": 1, "batch_size_train": 4, "batch_size_valid": 4}
+    assert DetOFA.check_hparams(hp)["search"]["generations"] == 500          # the search phase runs by default
+    assert DetOFA.check_hparams(dict(hp, search=None))["search"] is None     # null: no search phase
+    for search, msg in (({"generations": -1}, "hparams.search.generations"),
+                        ({"path_filter": "x.h5"}, "hparams.search: unknown key 'path_filter'"),
+                        ({"max_latency_ms": 2.0}, "hparams.search.latency_table and hparams.search.max_latency_ms")):
+        with pytest.raises(SchemaError, match=msg.replace(".", r"\.")):
+            DetOFA.check_hparams(dict(hp, search=search))
+    out = str(tmp_path / "out")
+    conf = experiment(str(tmp_path / "no_data"), out, runner="DetOFA", epoch=3, warmup_epochs=1,
+                      search={"budgets": [1e5]})
+    with pytest.raises(ValueError, match=r"hparams\.search\.budgets\[0\]=100000: outside"):
+        run_experiment(conf)
+    assert not os.path.exists(out)
