@@ -243,3 +243,39 @@ def test_detofa_search_block_is_checked_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"hparams\.search\.budgets\[0\]=100000: outside"):
         run_experiment(conf)
     assert not os.path.exists(out)
+
+
+def _latency_table(path, cfg, size=64, ms=1.0):
+    """A table giving every layer of the space ``ms`` (so a path's latency = ms x its layer count)."""
+    from nnabla_nas_detofa.search import LatencyTable
+    from nnabla_nas_detofa.space import get_space, space_layers
+    layers = {lay.key(): {"ms": ms, "mean_ms": ms, "std_ms": 0.0, "min_ms": ms, "n": 1}
+              for lay in space_layers(get_space("ofa"), cfg, size)}
+    LatencyTable(layers, "cpu", 1, size, cfg).save(path)
+    return path
+
+
+def test_parameter_and_latency_limits_hold(searched, tiny_voc, weights, tmp_path):
+    from nnabla_nas_detofa.space import Arch, param_count, path_layers
+    _, _, first = searched
+    cfg = _cfg()
+    # limits that the first search's path of budget 1 meets exactly (so they can be met)
+    ref = Arch.from_dict(first["budgets"][1]["arch"])
+    limit_p, limit_ms = param_count(ref, cfg) / 1e6, float(len(path_layers(ref, cfg, 64)))
+    table = _latency_table(str(tmp_path / "latency.json"), cfg)
+    out = str(tmp_path / "limits")
+    conf = experiment(tiny_voc, out, weights=weights, path_filter=first["search"]["path_filter"],
+                      algorithm="truncation", budgets=[first["budgets"][1]["budget_mflops"]], max_params=limit_p,
+                      latency_table=table, max_latency_ms=limit_ms, export=[], test_fullnet=False)
+    pareto = run_experiment(conf)
+    (e,) = pareto["budgets"]
+    arch = Arch.from_dict(e["arch"])
+    assert e["params"] == param_count(arch, cfg) <= limit_p * 1e6
+    assert e["latency_ms"] == pytest.approx(len(path_layers(arch, cfg, 64))) and e["latency_ms"] <= limit_ms
+    assert e["files"] == {} and pareto["fullnet"] is None and pareto["search"]["algorithm"] == "truncation"
+    # a table of other settings is refused before any work
+    other = _latency_table(str(tmp_path / "latency96.json"), cfg, size=96)
+    bad = experiment(tiny_voc, str(tmp_path / "bad"), weights=weights, latency_table=other, max_latency_ms=5.0)
+    with pytest.raises(ValueError, match="hparams.latency_table: .*measured with input_size 96, not 64"):
+        run_experiment(bad)
+    assert not os.path.exists(str(tmp_path / "bad"))

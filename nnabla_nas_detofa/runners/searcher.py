@@ -83,9 +83,10 @@ class DetOFASearcher(DetOFARunner):
 
     @classmethod
     def check_settings(cls, hp: dict, cfg, input_size: int, where: str = "hparams"):
-        """(pruned space, buckets, budget plan) of checked hparams for the network ``cfg`` at
-        ``input_size``: a pruned space of other settings, or a budget outside the space's FLOPs
-        range, is a SchemaError (the launcher calls this before any data is read)."""
+        """(pruned space, buckets, budget plan, latency table) of checked hparams for the network
+        ``cfg`` at ``input_size``: a pruned space or latency table of other settings, or a budget
+        outside the space's FLOPs range, is a SchemaError (the launcher calls this before any data
+        is read)."""
         pruned = None
         if hp["pruned_space"]:
             from .pruned_trainer import load_pruned_space
@@ -93,9 +94,17 @@ class DetOFASearcher(DetOFARunner):
                 pruned = load_pruned_space(hp["pruned_space"], cfg, input_size, f"{where}.pruned_space")
             except ValueError as err:
                 raise SchemaError(str(err)) from None
+        latency = None
+        if hp["latency_table"]:
+            from ..search import LatencyTable, LatencyTableError
+            try:
+                latency = LatencyTable.load(hp["latency_table"])
+                latency.check(cfg=cfg, input_size=input_size)
+            except LatencyTableError as err:
+                raise SchemaError(f"{where}.latency_table: {err}") from None
         space = space_from_spec(hp["space"], f"{where}.space")
         buckets = search_buckets(space, cfg, input_size, hp["n_buckets"], pruned)
-        return pruned, buckets, plan_budgets(hp["budgets"], hp["n_budgets"], buckets, where)
+        return pruned, buckets, plan_budgets(hp["budgets"], hp["n_budgets"], buckets, where), latency
 
     @classmethod
     def needs_dval(cls, hparams):
@@ -108,16 +117,8 @@ class DetOFASearcher(DetOFARunner):
         if self.comm.n_procs > 1:
             raise SchemaError(f"DetOFASearcher runs in one process, not {self.comm.n_procs} (run it without mpirun)")
         self.space = space_from_spec(hp["space"], "hparams.space")
-        self.pruned, self.buckets, self.plan = self.check_settings(hp, model.config, self.input_size)
+        self.pruned, self.buckets, self.plan, self.latency = self.check_settings(hp, model.config, self.input_size)
         self.weights = self._weights_of_experiment()
-        self.latency = None
-        if hp["latency_table"]:
-            from ..search import LatencyTable
-            self.latency = LatencyTable.load(hp["latency_table"])
-            try:
-                self.latency.check(cfg=model.config, input_size=self.input_size)
-            except ValueError as err:
-                raise SchemaError(f"hparams.latency_table: {err}") from None
 
     def train_on_batch(self, key="train"):
         raise RuntimeError("DetOFASearcher does not train the supernet")
