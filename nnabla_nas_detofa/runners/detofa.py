@@ -76,12 +76,16 @@ class DetOFA(DetOFARunner):
 
     @classmethod
     def check_settings(cls, hp, cfg, input_size, where="hparams"):
-        """The search budgets lie in the space's FLOPs range (Ã's buckets are A's), before any work."""
+        """The search budgets lie in the space's FLOPs range (Ã's buckets are A's) and a latency table
+        is of this network, before any work."""
         if hp["search"] is not None:
-            from ..search.options import plan_budgets
+            from ..search.options import load_latency_table, plan_budgets
             from ..space import space_buckets
+            s = hp["search"]
             buckets = space_buckets(space_from_spec(hp["space"], f"{where}.space"), cfg, input_size, hp["n_buckets"])
-            plan_budgets(hp["search"]["budgets"], hp["search"]["n_budgets"], buckets, f"{where}.search")
+            plan_budgets(s["budgets"], s["n_budgets"], buckets, f"{where}.search")
+            if s["latency_table"]:
+                load_latency_table(s["latency_table"], cfg, input_size, f"{where}.search.latency_table")
 
     def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):
         super().__init__(model, optimizer, regularizer, dataloader, hparams, args)

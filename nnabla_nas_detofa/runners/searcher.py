@@ -26,7 +26,8 @@ import numpy as np
 
 from ..atomic import write_json_atomic
 from ..reading import read_json
-from ..search.options import SEARCH_OPTIONS, check_search_options, plan_budgets, search_buckets
+from ..search.options import (SEARCH_OPTIONS, check_search_options, load_latency_table, plan_budgets,
+                              search_buckets)
 from ..space import mflops, param_count, space_from_spec
 from .base import DetOFARunner, space_spec
 from .path_filter_runner import FILTER_OPTIONS, DetOFAPathFilterRunner
@@ -94,14 +95,8 @@ class DetOFASearcher(DetOFARunner):
                 pruned = load_pruned_space(hp["pruned_space"], cfg, input_size, f"{where}.pruned_space")
             except ValueError as err:
                 raise SchemaError(str(err)) from None
-        latency = None
-        if hp["latency_table"]:
-            from ..search import LatencyTable, LatencyTableError
-            try:
-                latency = LatencyTable.load(hp["latency_table"])
-                latency.check(cfg=cfg, input_size=input_size)
-            except LatencyTableError as err:
-                raise SchemaError(f"{where}.latency_table: {err}") from None
+        latency = load_latency_table(hp["latency_table"], cfg, input_size, f"{where}.latency_table") \
+            if hp["latency_table"] else None
         space = space_from_spec(hp["space"], f"{where}.space")
         buckets = search_buckets(space, cfg, input_size, hp["n_buckets"], pruned)
         return pruned, buckets, plan_budgets(hp["budgets"], hp["n_budgets"], buckets, where), latency

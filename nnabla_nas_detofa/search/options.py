@@ -68,3 +68,13 @@ def plan_budgets(budgets, n_budgets, buckets: Buckets, where: str = "hparams"):
     return out
 
 
+def load_latency_table(path: str, cfg, input_size: int, where: str = "hparams.latency_table"):
+    """The latency table at ``path``, measured for the network ``cfg`` at ``input_size`` (else a
+    SchemaError naming the setting)."""
+    from .latency import LatencyTable, LatencyTableError
+    try:
+        table = LatencyTable.load(path)
+        table.check(cfg=cfg, input_size=input_size)
+    except (LatencyTableError, OSError) as err:
+        raise SchemaError(f"{where}: {err}") from None
+    return table
