@@ -279,3 +279,23 @@ def test_parameter_and_latency_limits_hold(searched, tiny_voc, weights, tmp_path
     with pytest.raises(ValueError, match="hparams.latency_table: .*measured with input_size 96, not 64"):
         run_experiment(bad)
     assert not os.path.exists(str(tmp_path / "bad"))
+
+
+def test_bucket_space_draws_from_its_bucket_deterministically():
+    import random
+
+    from nnabla_nas_detofa.pruning import PrunedSpace
+    from nnabla_nas_detofa.search.bucket_space import BucketSpace
+    from nnabla_nas_detofa.space import get_space, mflops, space_buckets
+    cfg, space = _cfg(), get_space("ofa")
+    b = space_buckets(space, cfg, 64, 5)
+    full = PrunedSpace(space, cfg, 64, b, [{} for _ in range(5)])
+    for k in (0, 4):   # the end buckets, which uniform draws of A rarely reach
+        draws = [BucketSpace(full, k, block=16).sample(random.Random(7)) for _ in range(2)]
+        assert draws[0] == draws[1]
+        bs = BucketSpace(full, k, block=16)
+        rng = random.Random(1)
+        archs = [bs.sample(rng) for _ in range(40)]
+        lo, hi = b.bounds(k)
+        assert all(lo <= mflops(a, cfg, 64) <= hi and space.contains(a) for a in archs)
+        assert len(set(archs)) > 20

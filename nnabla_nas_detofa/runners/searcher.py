@@ -165,9 +165,11 @@ class DetOFASearcher(DetOFARunner):
         """The space the search of bucket ``b`` samples from: bucket ``b`` of Ã (or of A)."""
         from ..pruning import PrunedSpace
         from ..search.bucket_space import BucketSpace
-        base = self.pruned or PrunedSpace(self.space, self.model.config, self.input_size, self.buckets,
-                                          [{} for _ in range(self.buckets.n)])
-        return BucketSpace(base, b)
+        if self.pruned is not None:
+            return BucketSpace(self.pruned, b)
+        full = PrunedSpace(self.space, self.model.config, self.input_size, self.buckets,
+                           [{} for _ in range(self.buckets.n)])   # A, sampled per bucket
+        return BucketSpace(full, b, contains=self.space.contains)
 
     def constraints(self, lo: float, tau: float):
         from ..search import flops_constraint, latency_constraint, params_constraint
