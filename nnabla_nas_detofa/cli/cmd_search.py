@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 
-from ..schema import Choice, Int, ListOf
+from ..schema import Int, ListOf
 from ..search.options import SEARCH_OPTIONS
 from .argtypes import flag
 from .errors import UserError
@@ -161,6 +161,7 @@ def register(sub):
                    help="formats to export each path in (default: nnp onnx; none: no export)")
     p.add_argument("--no-fullnet", action="store_true", help="do not measure the largest path")
     p.add_argument("--seed", type=flag(Int(0)), default=None, help="default: the run's seed")
-    p.add_argument("-c", "--context", default="cpu", choices=_choices(Choice(("cpu", "cudnn"))))
+    p.add_argument("-c", "--context", default="cpu", choices=("cpu", "cudnn"),
+                   help="where BN re-calibration, test evaluation and export run")
     p.set_defaults(func=run_search)
 
