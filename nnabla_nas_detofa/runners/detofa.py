@@ -29,11 +29,11 @@ import time
 
 from ..atomic import write_json_atomic
 from ..path_filter import PathSet
+from ..search.options import SEARCH_OPTIONS, check_search_options
 from ..space import space_from_spec
 from .base import DetOFARunner
 from .path_filter_runner import FILTER_OPTIONS, DetOFAPathFilterRunner
 from .pruned_trainer import PRUNING_OPTIONS, PrunedSpaceSampler, load_filter, load_pruned_space, run_pruning
-from ..search.options import SEARCH_OPTIONS, check_search_options
 from .schema import Int, Obj, Str
 from .supernet_trainer import HPARAMS as TRAINER_HPARAMS
 from .supernet_trainer import DetOFASupernetTrainer, Stage, UniformSampler
