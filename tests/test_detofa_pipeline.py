@@ -20,7 +20,8 @@ def experiment(root, out, **hp):
     h = {"epoch": 3, "warmup_epochs": 1, "batch_size_train": 4, "batch_size_valid": 4, "print_frequency": 5,
          "seed": 0, "paths_per_bucket": 4, "n_buckets": 3, "bn_calib_images": 8, "checkpoint_every": 3,
          "filter": {"epochs": 3, "batch_size": 4}, "repeatability_paths": 4, "figure_paths_per_bucket": 2,
-         "pruning": {"n": 10, "n_threshold": 20, "size_draws": 200}}
+         "pruning": {"n": 10, "n_threshold": 20, "size_draws": 200},
+         "search": {"generations": 1, "population": 6, "sample": 3, "export": ["nnp"]}}
     h.update(hp)
     return {"args": {"algorithm": "DetOFA", "context": "cpu", "output_path": out},
             "dataloader": {"detofa_voc": {"root": root, "train_split": "synth_train", "test_split": "synth_val",
@@ -54,11 +55,12 @@ def test_every_phase_writes_its_files(reference):
               "supernet/warmup.h5", "supernet/supernet.h5", "supernet/summary.json", "paths/paths.jsonl",
               "paths/path_filter.h5", "paths/quality.json", "pruning/pruned_space.json", "pruning/pruning.json",
               "pruning/fig7_operation_scores.png", "pruning/fig4_kept_paths.png", "paths_final/paths.jsonl",
-              "paths_final/path_filter.h5", "fig6_val_loss.png", "fig6_paths.json"):
+              "paths_final/path_filter.h5", "fig6_val_loss.png", "fig6_paths.json", "search/pareto.json",
+              "search/pareto.png", "search/budget_0/arch.json", "search/budget_0/detector.nnp"):
         assert os.path.isfile(os.path.join(out, f)), f
     s = json.load(open(os.path.join(out, "summary.json")))
     phases = s["phases"]
-    assert set(phases) == {"warmup", "paths", "pruning", "pruned_training", "paths_final", "figures"}
+    assert set(phases) == {"warmup", "paths", "pruning", "pruned_training", "paths_final", "figures", "search"}
     assert all(p["done"] and p["seconds"] > 0 for p in phases.values())
     ratio = s["pruned_space"]["size_estimate"]["ratio"]
     assert 0 < ratio < 1
@@ -75,6 +77,14 @@ def test_every_phase_writes_its_files(reference):
     assert hist[1]["sampler"]["path_pruning"] and hist[1]["sampler"]["paths"] == hist[1]["steps"]
     fig6 = json.load(open(os.path.join(out, "fig6_paths.json")))
     assert {r["space"] for r in fig6} == {"A", "pruned"}
+    # the search ran on the pruned space with the final filter, one budget per bucket
+    pareto = json.load(open(os.path.join(out, "search", "pareto.json")))
+    assert pareto["search"]["path_filter"] == os.path.join(out, "paths_final", "path_filter.h5")
+    assert pareto["search"]["pruned_space"] == os.path.join(out, "pruning", "pruned_space.json")
+    assert pareto["training_run"] == out and pareto["weights"] == os.path.join(out, "supernet", "supernet.h5")
+    assert len(pareto["budgets"]) == 3 and all(pruned.contains(e["arch"]) for e in pareto["budgets"])
+    assert s["search"]["pareto"] == os.path.join(out, "search", "pareto.json")
+    assert s["search"]["seconds"] == phases["search"]["seconds"] and len(s["search"]["budgets"]) == 3
 
 
 def _kill_when(cmd, cwd, ready, timeout=600):
@@ -100,12 +110,14 @@ def _epoch(out):
         return -1
 
 
-@pytest.mark.parametrize("where", ["labelling", "pruned_training"])
+@pytest.mark.parametrize("where", ["labelling", "pruned_training", "search"])
 def test_killed_run_resumes_to_the_uninterrupted_end(reference, tiny_voc, tmp_path, where):
     out = str(tmp_path / "run")
     exp = write(str(tmp_path), experiment(tiny_voc, out), "exp.json")
     if where == "labelling":
         ready = lambda: _lines(os.path.join(out, "paths", "paths.partial.jsonl")) >= 3  # noqa: E731
+    elif where == "search":
+        ready = lambda: os.path.isfile(os.path.join(out, "search", "budget_0", "result.json"))  # noqa: E731
     else:
         steps_per_epoch = 32 // 4
         ready = lambda: _epoch(out) > steps_per_epoch + 1  # noqa: E731  (a checkpoint inside pruned training)
@@ -123,3 +135,7 @@ def test_killed_run_resumes_to_the_uninterrupted_end(reference, tiny_voc, tmp_pa
     b = json.load(open(os.path.join(reference, "pruning", "pruned_space.json")))
     assert a["kept"] == b["kept"] and a["path_pruning"]["thresholds"] == b["path_pruning"]["thresholds"]
     assert got["phases"]["warmup"]["runs"] == 1
+    mine = json.load(open(os.path.join(out, "search", "pareto.json")))["budgets"]
+    ref = json.load(open(os.path.join(reference, "search", "pareto.json")))["budgets"]
+    assert [(e["arch"], e["test"]) for e in mine] == [(e["arch"], e["test"]) for e in ref]
+    assert got["search"]["budgets"] == want["search"]["budgets"]

@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "nnabla_nas_detofa.cli.cmd_export",
     "nnabla_nas_detofa.cli.cmd_latency",
     "nnabla_nas_detofa.cli.cmd_report",
+    "nnabla_nas_detofa.cli.cmd_search",
 )
 
 

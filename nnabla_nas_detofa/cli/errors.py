@@ -24,6 +24,8 @@ USER_ERROR_TYPES = (
     ("nnabla_nas_detofa.path_filter.pathset", ("PathSetError",)),
     ("nnabla_nas_detofa.pruning.operations", ("PruningError",)),
     ("nnabla_nas_detofa.report.runs", ("ReportError",)),
+    ("nnabla_nas_detofa.search.constraints", ("SearchError",)),
+    ("nnabla_nas_detofa.search.latency", ("LatencyTableError",)),
 )
 
 

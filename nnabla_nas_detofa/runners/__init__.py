@@ -7,6 +7,7 @@ Registered under these names (``args.algorithm`` / ``-a``):
 * ``PathFilterRunner`` (also ``DetOFAPathFilterRunner``): label paths of a supernet, train the filter;
 * ``SpacePruner``: operation pruning and path-pruning thresholds from a filter (``pruned_space.json``);
 * ``PrunedSamplingTrainer``: supernet training on a pruned space with path pruning;
+* ``DetOFASearcher``: the best path per FLOPs budget, its test AP, .nnp / ONNX export (``pareto.json``);
 * ``ClassificationPretrainer``: the backbone as a classifier of object crops (the demo's ImageNet).
 """
 from ..compat import ensure_host
@@ -17,6 +18,7 @@ from .classification_pretrainer import ClassificationPretrainer  # noqa: E402
 from .detofa import DetOFA  # noqa: E402
 from .path_filter_runner import DetOFAPathFilterRunner  # noqa: E402
 from .pruned_trainer import PrunedSamplingTrainer, SpacePruner  # noqa: E402
+from .searcher import DetOFASearcher  # noqa: E402
 from .supernet_trainer import DetOFASupernetTrainer  # noqa: E402
 
 PathFilterRunner = DetOFAPathFilterRunner
@@ -28,6 +30,7 @@ RUNNERS = {
     "DetOFAPathFilterRunner": DetOFAPathFilterRunner,
     "SpacePruner": SpacePruner,
     "PrunedSamplingTrainer": PrunedSamplingTrainer,
+    "DetOFASearcher": DetOFASearcher,
     "ClassificationPretrainer": ClassificationPretrainer,
 }
 

@@ -13,7 +13,10 @@ Phases, each in its own sub-folder of the output folder, each reading the previo
 5. ``paths_final/``: paths drawn uniformly from Ã on the final supernet, labelled, and the filter
    re-trained (fine-tuned from phase 2's) for the search (§3.3);
 6. Fig. 6: validation loss of ``figure_paths_per_bucket`` uniformly sampled paths per bucket from
-   A and from Ã on the final supernet.
+   A and from Ã on the final supernet;
+7. ``search/``: the search runner (``DetOFASearcher``) on Ã with phase 5's filter: the best path
+   per FLOPs budget, its test AP, .nnp / ONNX files, ``pareto.json`` (``hparams.search``: the
+   searcher's options; null skips the phase).
 
 A killed run resumes at the phase and step where it stopped (each phase is done when its files
 exist; the trainer and the labelling resume from their checkpoint / partial files) and ends with
@@ -26,6 +29,7 @@ import time
 
 from ..atomic import write_json_atomic
 from ..path_filter import PathSet
+from ..search.options import SEARCH_OPTIONS, check_search_options
 from ..space import space_from_spec
 from .base import DetOFARunner
 from .path_filter_runner import FILTER_OPTIONS, INIT_SPEC, DetOFAPathFilterRunner, check_init_fits
@@ -45,6 +49,7 @@ HPARAMS = {
     "pruning": Obj(PRUNING_OPTIONS),
     "repeatability_paths": Int(0, default=30),
     "figure_paths_per_bucket": Int(0, default=15),   # Fig. 4 / Fig. 6; 0: no Fig. 6 labelling
+    "search": Obj(SEARCH_OPTIONS, nullable=True, default={}),   # the search phase's options; null: no search
 }
 
 
@@ -68,11 +73,30 @@ class DetOFA(DetOFARunner):
         if hp["filter_init"] is not None:
             check_init_fits(hp["filter_init"], hp["filter"], space_from_spec(hp["space"], f"{where}.space"),
                             hp["n_buckets"], f"{where}.filter_init")
+        if hp["search"] is not None:
+            check_search_options(hp["search"], f"{where}.search")
         return hp
+
+    @classmethod
+    def check_settings(cls, hp, cfg, input_size, where="hparams"):
+        """The search budgets lie in the space's FLOPs range (Ã's buckets are A's) and a latency table
+        is of this network, before any work."""
+        if hp["search"] is not None:
+            from ..search.options import load_latency_table, plan_budgets
+            from ..space import space_buckets
+            s = hp["search"]
+            buckets = space_buckets(space_from_spec(hp["space"], f"{where}.space"), cfg, input_size, hp["n_buckets"])
+            plan_budgets(s["budgets"], s["n_budgets"], buckets, f"{where}.search")
+            if s["latency_table"]:
+                load_latency_table(s["latency_table"], cfg, input_size, f"{where}.search.latency_table")
 
     def __init__(self, model, optimizer, regularizer, dataloader, hparams, args):
         super().__init__(model, optimizer, regularizer, dataloader, hparams, args)
         self.space = space_from_spec(self.hparams["space"], "hparams.space")
+        if self.hparams["search"] is not None and self.comm.n_procs > 1:
+            from .schema import SchemaError
+            raise SchemaError(f"hparams.search: the search phase runs in one process, not {self.comm.n_procs}; set "
+                              "\"search\": null and search the finished run with 'python -m nnabla_nas_detofa search'")
         self._ledger_path = os.path.join(self.out, "phases.json")
         self.ledger = {}
         if os.path.isfile(self._ledger_path):
@@ -134,6 +158,19 @@ class DetOFA(DetOFARunner):
         r._evaluator = self.evaluator
         return r
 
+    def _searcher(self, path_filter: str, pruned_space: str, weights: str):
+        from .searcher import DetOFASearcher
+        hp = {k: self.hparams[k] for k in ("batch_size_train", "batch_size_valid", "mini_batch_train",
+                                            "mini_batch_valid", "input_shapes", "target_shapes", "print_frequency",
+                                            "seed", "loss_weights", "bn_calib_images", "bn_calib_batch_size",
+                                            "valid_images", "measurement_cache_mb", "space", "n_buckets")}
+        hp.update(self.hparams["search"])
+        hp.update({"path_filter": path_filter, "pruned_space": pruned_space, "training_run": self.out})
+        s = DetOFASearcher(self.model, self.optimizer, self.regularizer, self.dataloader, hp, self._sub_args("search"))
+        s._evaluator = self.evaluator
+        s.weights = weights
+        return s
+
     def run(self):
         hp = self.hparams
         warm, total = hp["warmup_epochs"], hp["epoch"]
@@ -185,6 +222,11 @@ class DetOFA(DetOFARunner):
 
         # 6. Fig. 6
         self._phase("figures", lambda: self.figure6(pruned, os.path.join(final_dir, "paths.jsonl")))
+
+        # 7. the search on Ã with the final filter: a* per budget, its test AP, exported
+        if hp["search"] is not None:
+            self._phase("search", lambda: self._searcher(os.path.join(final_dir, "path_filter.h5"), pruned_json,
+                                                         os.path.join(trainer.out, "supernet.h5")).run())
         if self.comm.rank == 0:
             self.write_summary(trainer, pruned)
         self.monitor.close()
@@ -222,6 +264,15 @@ class DetOFA(DetOFARunner):
             plot_figure6(rows, os.path.join(self.out, "fig6_val_loss.png"))
         return rows
 
+    def search_summary(self):
+        """The search phase's figures (None when it did not run): seconds, pareto.json, AP per budget."""
+        path = os.path.join(self.out, "search", "summary.json")
+        if not self._done("search") or not os.path.isfile(path):
+            return None
+        s = json.load(open(path))
+        return {"seconds": self.ledger["search"]["seconds"], "search_seconds": s["search_seconds"],
+                "pareto": s["pareto"], "metric": s["metric"], "budgets": s["budgets"], "fullnet": s["fullnet"]}
+
     def write_summary(self, trainer, pruned):
         sup = json.load(open(os.path.join(trainer.out, "summary.json")))
         pr = json.load(open(os.path.join(self.out, "pruning", "pruning.json")))
@@ -254,6 +305,7 @@ class DetOFA(DetOFARunner):
                                "final": q2.get("quality") or q2.get("quality_on_validation_split")},
             "label_repeatability": q1.get("label_repeatability"),
             "mean_val_loss_fig6": fig6,
+            "search": self.search_summary(),
             "history": hist,
         }
         write_json_atomic(os.path.join(self.out, "summary.json"), summary, indent=1)

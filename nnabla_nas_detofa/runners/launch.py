@@ -427,6 +427,8 @@ def prepare(conf, source="experiment"):
     check_network_files(conf, source)
     derive_shapes(conf, source)
     check_hparams(conf, cls, source)
+    if hasattr(cls, "check_settings"):   # hparams against the network (e.g. search budgets vs the FLOPs range)
+        _schema(source, cls.check_settings, conf["hparams"], network_settings(conf, source), _input_size(conf, source))
     check_optimizers(conf, source, cls)
     loader_module(conf, source)
     name, dl = next(iter(conf["dataloader"].items()))
