@@ -252,3 +252,15 @@ def test_demo_examples_compare_transfer_and_scratch_at_equal_steps():
     for k in ("dataloader", "network", "optimizer", "hparams"):
         assert transfer[k] == scratch[k], k
     assert transfer["args"]["output_path"] != scratch["args"]["output_path"]
+
+
+def test_paths_outside_the_networks_space_fail_before_the_first_step(tiny_voc, tmp_path, monkeypatch):
+    from nnabla_nas_detofa.space import ConfigError
+    conf = pretrain_conf(tiny_voc, str(tmp_path / "run"))
+    conf["network"]["detofa_resnet50"]["space"] = "compofa"
+    monkeypatch.setattr(CropSet, "next", lambda self: pytest.fail("a training step ran"))
+    with pytest.raises(ConfigError) as err:
+        run_experiment(conf)
+    msg = str(err.value)
+    assert "\n" not in msg and "hparams.space='ofa'" in msg and "'compofa'" in msg
+    assert not os.path.exists(tmp_path / "run" / "checkpoint")

@@ -25,7 +25,7 @@ from ..atomic import write_json_atomic
 from ..data.crops import CropSet
 from ..evaluation.path_eval import inference_context
 from ..nets.classifier import ClassifierHead, classification_logits
-from ..space import mflops, space_from_spec
+from ..space import ConfigError, mflops, space_from_spec
 from .base import DetOFARunner, space_spec
 from .checkpoint import find_checkpoint, load_checkpoint_info, save_checkpoint
 from .optim import LR_KEYS, make_scheduler
@@ -70,6 +70,25 @@ class ClassificationPretrainer(DetOFARunner):
         self.history = []
         self._epoch_loss = [0.0, 0]          # running (sum, count) of the epoch's cross-entropy
         self._sampled = []                   # backbone MFLOPs of the paths trained this epoch
+        self._check_paths_in_network_space()
+
+    def sample(self, step: int):
+        """The path trained at global step ``step`` (the same after a resume)."""
+        return self.space.sample(step_rng(self.hparams["seed"], step), mode=self.hparams["sampling"])
+
+    def _check_paths_in_network_space(self):
+        """Every path the run will train or measure is one the supernet can run (its ``space``):
+        one line before the first step, not an error in the middle of the run."""
+        net_space = getattr(self.model, "space", None)
+        if net_space is None:
+            return
+        steps = int(self.hparams["epoch"]) * self.steps_per_epoch
+        archs = [self.space.extreme(False), self.space.extreme(True)]
+        for arch in archs + [self.sample(t) for t in range(steps)]:
+            if not net_space.contains(arch):
+                raise ConfigError(f"hparams.space={self.space.name!r} holds paths outside the network's space "
+                                  f"{net_space.name!r} (network.detofa_resnet50.space), e.g. {arch.to_json()}: give "
+                                  f"the network a space that holds hparams.space (e.g. the same)")
 
     def trainable(self):
         """The backbone's and the head's parameters (the neck and heads get no gradient here)."""
@@ -170,7 +189,7 @@ class ClassificationPretrainer(DetOFARunner):
         while self.cur_epoch < hp["epoch"]:
             t0 = time.time()
             for i in range(self.global_step - self.cur_epoch * self.steps_per_epoch, self.steps_per_epoch):
-                arch = self.space.sample(step_rng(hp["seed"], self.global_step), mode=hp["sampling"])
+                arch = self.sample(self.global_step)
                 self.model.set_arch(arch)
                 self._sampled.append(round(mflops(arch, cfg, size, "backbone"), 4))
                 x, t, _, loss = self._graph(bs, True)
