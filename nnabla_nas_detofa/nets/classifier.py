@@ -2,10 +2,14 @@
 
 ``ClassifierHead`` global-average-pools the stride-32 features of the current path and applies an
 elastic 1x1 convolution with bias (a linear layer reading the path's active channels, as
-once-for-all's ``DynamicLinearLayer``). Its parameters belong to the head alone, so the supernet's
+once-for-all's ``DynamicLinearLayer``), initialised as once-for-all initialises its classifier
+(weights ``U(+-1/sqrt(in))``, bias 0). Its parameters belong to the head alone, so the supernet's
 weight files never carry them; only the backbone moves on to detection.
 """
+import math
+
 import nnabla.functions as F
+from nnabla.initializer import UniformInitializer
 
 import nnabla_nas.module as Mo
 
@@ -15,7 +19,8 @@ from .elastic import ElasticConv
 class ClassifierHead(Mo.Module):
     def __init__(self, max_in: int, num_classes: int):
         Mo.Module.__init__(self)
-        self.fc = ElasticConv(max_in, num_classes, 1, with_bias=True)
+        bound = 1.0 / math.sqrt(max_in)
+        self.fc = ElasticConv(max_in, num_classes, 1, with_bias=True, w_init=UniformInitializer((-bound, bound)))
         self.num_classes = num_classes
 
     def call(self, features):

@@ -4,11 +4,16 @@ The paper starts from a supernet pre-trained on ImageNet classification (§4.1: 
 +6.55 AP on VOC). The CPU demo cannot use ImageNet, so this runner shows the same machinery at
 demo scale: the backbone of the detection supernet plus a classifier head (``nets.classifier``)
 is trained on crops of the training split's objects (``data.crops``), one uniformly sampled path
-per step (once-for-all's supernet training without progressive shrinking), and the backbone is
+of ``hparams.space`` per step (once-for-all's elastic supernet training without progressive
+shrinking; the path of step ``t`` is ``space.sample(step_rng(seed, t))``, as the detection
+trainer draws it), and the backbone is
 written as ``backbone.h5``, the file format ``import-weights`` writes, so a detection run takes it
 through ``"pretrained"`` like any ImageNet supernet. Outputs: ``backbone.h5``, ``summary.json``
 (top-1 accuracy of the smallest and largest paths on the test split's crops, BN re-calibrated on
-training crops), ``log.txt``, ``checkpoint/`` (atomic; a killed run resumes to the same end).
+training crops, and the spread of the paths trained), ``log.txt``, ``checkpoint/`` (atomic; a
+killed run resumes to the same end). An epoch is ``len(crops) // batch_size_train`` steps; the
+optimizer's learning-rate schedule (given in epochs) is sized to those steps, not to the
+detection split's images.
 """
 import os
 import time
@@ -20,9 +25,10 @@ from ..atomic import write_json_atomic
 from ..data.crops import CropSet
 from ..evaluation.path_eval import inference_context
 from ..nets.classifier import ClassifierHead, classification_logits
-from ..space import mflops, space_from_spec
+from ..space import ConfigError, mflops, space_from_spec
 from .base import DetOFARunner, space_spec
 from .checkpoint import find_checkpoint, load_checkpoint_info, save_checkpoint
+from .optim import LR_KEYS, make_scheduler
 from .schema import Choice, Int, Num
 from .supernet_trainer import step_rng
 
@@ -62,6 +68,27 @@ class ClassificationPretrainer(DetOFARunner):
         self.steps_per_epoch = max(1, len(self.crops) // hp["batch_size_train"])
         self.global_step = 0
         self.history = []
+        self._epoch_loss = [0.0, 0]          # running (sum, count) of the epoch's cross-entropy
+        self._sampled = []                   # backbone MFLOPs of the paths trained this epoch
+        self._check_paths_in_network_space()
+
+    def sample(self, step: int):
+        """The path trained at global step ``step`` (the same after a resume)."""
+        return self.space.sample(step_rng(self.hparams["seed"], step), mode=self.hparams["sampling"])
+
+    def _check_paths_in_network_space(self):
+        """Every path the run will train or measure is one the supernet can run (its ``space``):
+        one line before the first step, not an error in the middle of the run."""
+        net_space = getattr(self.model, "space", None)
+        if net_space is None:
+            return
+        steps = int(self.hparams["epoch"]) * self.steps_per_epoch
+        archs = [self.space.extreme(False), self.space.extreme(True)]
+        for arch in archs + [self.sample(t) for t in range(steps)]:
+            if not net_space.contains(arch):
+                raise ConfigError(f"hparams.space={self.space.name!r} holds paths outside the network's space "
+                                  f"{net_space.name!r} (network.detofa_resnet50.space), e.g. {arch.to_json()}: give "
+                                  f"the network a space that holds hparams.space (e.g. the same)")
 
     def trainable(self):
         """The backbone's and the head's parameters (the neck and heads get no gradient here)."""
@@ -85,7 +112,8 @@ class ClassificationPretrainer(DetOFARunner):
         self.model.commit_bn_statistics()
         opt = self.optimizer["train"]
         info = {"epoch": self.cur_epoch, "global_step": self.global_step, "optimizer_iter": opt._iter,
-                "crops": self.crops.position, "history": self.history}
+                "crops": self.crops.position, "history": self.history, "epoch_loss": self._epoch_loss,
+                "sampled_mflops": self._sampled}
 
         def weights(path):
             params = dict(self.model.get_parameters())
@@ -107,6 +135,8 @@ class ClassificationPretrainer(DetOFARunner):
         self.cur_epoch, self.global_step = int(info["epoch"]), int(info["global_step"])
         self.crops.reset(int(info["crops"]))
         self.history = info["history"]
+        self._epoch_loss = list(info.get("epoch_loss", [0.0, 0]))
+        self._sampled = list(info.get("sampled_mflops", []))
         self.log(f"Resumed from {path}: epoch {self.cur_epoch}, step {self.global_step}")
 
     def accuracy(self, arch) -> float:
@@ -129,11 +159,23 @@ class ClassificationPretrainer(DetOFARunner):
                 total += len(labels)
         return 100.0 * correct / max(total, 1)
 
+    def _install_schedule(self, opt):
+        """The ``train`` optimizer's schedule over this run's steps (``steps_per_epoch`` crop
+        batches per epoch; the launcher sized it to the detection split's images)."""
+        spec = getattr(opt, "detofa_spec", None)
+        if spec is None:
+            return
+        lr = next((spec[k] for k in LR_KEYS if k in spec), None)
+        if lr is not None:
+            opt._lr_scheduler = make_scheduler(spec.get("lr_scheduler"), float(lr), int(self.hparams["epoch"]),
+                                               self.steps_per_epoch, "optimizer.train.lr_scheduler")
+
     def run(self):
         hp = self.hparams
         params = self.trainable()
         opt = self.optimizer["train"]
         opt.set_parameters(params)
+        self._install_schedule(opt)
         grads = [p.grad for p in params.values()]
         ckpt = find_checkpoint(self.out)
         if ckpt:
@@ -143,11 +185,13 @@ class ClassificationPretrainer(DetOFARunner):
         bs = hp["mini_batch_train"]
         accum = hp["batch_size_train"] // self.comm.n_procs // bs
         every = hp["checkpoint_every"]
+        cfg, size = self.model.config, hp["crop_size"]
         while self.cur_epoch < hp["epoch"]:
             t0 = time.time()
-            total, n = 0.0, 0
             for i in range(self.global_step - self.cur_epoch * self.steps_per_epoch, self.steps_per_epoch):
-                self.model.set_arch(self.space.sample(step_rng(hp["seed"], self.global_step), mode=hp["sampling"]))
+                arch = self.sample(self.global_step)
+                self.model.set_arch(arch)
+                self._sampled.append(round(mflops(arch, cfg, size, "backbone"), 4))
                 x, t, _, loss = self._graph(bs, True)
                 opt.zero_grad()
                 for _ in range(accum):
@@ -156,8 +200,8 @@ class ClassificationPretrainer(DetOFARunner):
                     loss.forward(clear_no_need_grad=True)
                     loss.backward(clear_buffer=True)
                     self.model.commit_bn_statistics()
-                    total += float(loss.d)
-                    n += 1
+                    self._epoch_loss[0] += float(loss.d)
+                    self._epoch_loss[1] += 1
                 if self.comm.n_procs > 1:
                     self.comm.all_reduce(grads, division=True, inplace=False)
                 opt.update()
@@ -167,10 +211,15 @@ class ClassificationPretrainer(DetOFARunner):
                 if every and self.global_step % every == 0:
                     self.save()
             acc = {k: self.accuracy(self.space.extreme(k == "max")) for k in ("min", "max")}
+            total, n = self._epoch_loss
+            lo, hi = (min(self._sampled), max(self._sampled)) if self._sampled else (None, None)
             self.history.append({"epoch": self.cur_epoch, "loss": total / max(n, 1), "top1": acc,
-                                 "seconds": round(time.time() - t0, 2)})
+                                 "lr": float(opt.get_learning_rate()), "paths": len(self._sampled),
+                                 "sampled_mflops": [lo, hi], "seconds": round(time.time() - t0, 2)})
             self.log(f"epoch {self.cur_epoch}: cross-entropy {total / max(n, 1):.4f}; test top-1 min path "
-                     f"{acc['min']:.1f} %, max path {acc['max']:.1f} % ({time.time() - t0:.1f}s)")
+                     f"{acc['min']:.1f} %, max path {acc['max']:.1f} %; paths trained {lo}-{hi} backbone MFLOPs "
+                     f"at {size} px ({time.time() - t0:.1f}s)")
+            self._epoch_loss, self._sampled = [0.0, 0], []
             self.cur_epoch += 1
             self.save()
         self.finish()
