@@ -58,6 +58,10 @@ def experiment(data, out, algorithm, epochs, warmup, num_train, paths_per_bucket
 
 
 def run(conf, tmp, name):
+    """Wall seconds of one ``nnabla_nas -f`` run (kept from an earlier run in ``tmp`` when it ended)."""
+    done = os.path.join(tmp, name + ".wall")
+    if os.path.isfile(os.path.join(conf["args"]["output_path"], "summary.json")) and os.path.isfile(done):
+        return float(open(done).read())
     path = os.path.join(tmp, name + ".json")
     with open(path, "w") as f:
         json.dump(conf, f)
@@ -67,6 +71,8 @@ def run(conf, tmp, name):
     wall = time.time() - t
     if r.returncode != 0:
         sys.exit(f"bench_detofa: the {name} run failed:\n{r.stderr[-3000:]}")
+    with open(done, "w") as f:
+        f.write(str(wall))
     return wall
 
 
@@ -76,13 +82,14 @@ def _steps(history, pred):
             sum(h.get("sampling_seconds", 0.0) for h in rows))
 
 
-def measure(quick: bool, epochs=None):
+def measure(quick: bool, epochs=None, keep=None):
     epochs = epochs or (3 if quick else 6)
     warmup = 1
     num_train = 160 if quick else 320          # 80 % train: 16 / 32 steps per epoch at batch 8
     m = 3 if quick else 6                       # paths per bucket (5 buckets)
     calib, valid = (64, 48) if quick else (128, 48)
-    tmp = tempfile.mkdtemp(prefix="bench_detofa_")
+    tmp = os.path.abspath(keep) if keep else tempfile.mkdtemp(prefix="bench_detofa_")
+    os.makedirs(tmp, exist_ok=True)
     try:
         data = os.path.join(tmp, "data")
         det_out, uni_out = os.path.join(tmp, "detofa"), os.path.join(tmp, "uniform")
@@ -90,13 +97,21 @@ def measure(quick: bool, epochs=None):
         det_wall = run(experiment(data, det_out, "DetOFA", epochs, warmup, num_train, m, calib, valid), tmp, "detofa")
         uni_wall = run(experiment(data, uni_out, "DetOFASupernetTrainer", epochs, warmup, num_train, m, calib, valid),
                        tmp, "uniform")
-        det = json.load(open(os.path.join(det_out, "summary.json")))
-        uni = json.load(open(os.path.join(uni_out, "summary.json")))
-        q1 = json.load(open(os.path.join(det_out, "paths", "quality.json")))
-        q2 = json.load(open(os.path.join(det_out, "paths_final", "quality.json")))
+        r = analyse(det_out, det_wall, uni_out, uni_wall)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    r.update({"epochs": epochs, "warmup_epochs": warmup, "paths_per_bucket": m, "bn_calib_images": calib,
+              "valid_images": valid})
+    return r
 
+
+def analyse(det_out, det_wall, uni_out, uni_wall):
+    """The figures from a DetOFA run folder and a uniform run folder and their commands' wall times."""
+    det = json.load(open(os.path.join(det_out, "summary.json")))
+    uni = json.load(open(os.path.join(uni_out, "summary.json")))
+    q1 = json.load(open(os.path.join(det_out, "paths", "quality.json")))
+    q2 = json.load(open(os.path.join(det_out, "paths_final", "quality.json")))
     ph = {k: v["seconds"] for k, v in det["phases"].items()}
     split = {
         "warmup": ph["warmup"],
@@ -138,8 +153,7 @@ def measure(quick: bool, epochs=None):
         + dh["n_buckets"] * dh.get("figure_paths_per_bucket", 0)
     demo_uni = demo_steps * uni_per_step
     demo_det = demo_uni + demo_paths * per_path + fixed
-    return {"epochs": epochs, "warmup_epochs": warmup, "paths_per_bucket": m, "bn_calib_images": calib,
-            "valid_images": valid, "detofa_seconds": det_total, "detofa_phase_seconds": sum(ph.values()),
+    return {"detofa_seconds": det_total, "detofa_phase_seconds": sum(ph.values()),
             "uniform_seconds": uni_total, "ratio": det_total / uni_total, "split": split,
             "sampling": sampling, "labelled_paths": n_label, "label_seconds_per_path": per_path,
             "uniform_seconds_per_step": uni_per_step,
@@ -171,9 +185,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="3 epochs, 3 paths per bucket (a few minutes)")
     ap.add_argument("--epochs", type=int, help="supernet epochs of both runs (default 3 quick, 6)")
+    ap.add_argument("--keep", metavar="DIR", help="run in DIR and keep it; a later call re-uses the runs that ended "
+                                                  "there (same options)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    r = measure(args.quick, args.epochs)
+    r = measure(args.quick, args.epochs, args.keep)
     report(r)
     if args.json:
         with open(args.json, "w") as f:
