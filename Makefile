@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 JOBS ?= 2
 
-.PHONY: setup demo test bench reproduce-mini clean-venv
+.PHONY: setup demo demo-uniform test bench reproduce-mini clean-venv
 
 $(VENV)/.installed: setup.py constraints.txt
 	@set -e; py=$$(scripts/find_python.sh); echo "using $$py"; \
@@ -15,7 +15,12 @@ $(VENV)/.installed: setup.py constraints.txt
 
 setup: $(VENV)/.installed
 
+# the whole DetOFA pipeline (Algorithm 1) on the embedded synthetic data, on CPU
 demo: setup
+	$(VENV)/bin/nnabla_nas -f examples/demo_detofa.json -c cpu -o runs/demo_detofa
+
+# the baseline: OFA w/o PS (uniform path sampling) on the same kind of data
+demo-uniform: setup
 	$(VENV)/bin/nnabla_nas -f examples/demo_ofa_uniform.json -c cpu -o runs/demo_ofa_uniform
 
 test: setup

@@ -5,7 +5,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ORDER = ("bench_flops", "bench_train_step", "bench_loader", "bench_path_filter", "bench_pruning", "bench_search")
+ORDER = ("bench_flops", "bench_train_step", "bench_loader", "bench_path_filter", "bench_pruning", "bench_search",
+         "bench_detofa")
 
 
 def main(names=None):

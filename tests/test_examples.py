@@ -47,3 +47,58 @@ def test_paper_settings():
     assert coco["hparams"]["epoch"] == 140 and coco["hparams"]["batch_size_train"] == 64
     assert coco["optimizer"]["train"]["lr_scheduler"]["name"] == "CosineScheduler"
     assert coco["dataloader"]["detofa_coco"]["input_size"] == 512
+
+
+DETOFA_EXAMPLES = ("demo_detofa.json", "voc_detofa.json", "coco_detofa.json")
+
+
+@pytest.mark.parametrize("name", DETOFA_EXAMPLES)
+def test_detofa_example_passes_every_check_before_data(name, tmp_path, monkeypatch):
+    """The launcher's whole ``prepare`` (runner schema included) accepts the example, run from a fresh
+    folder; the paper's ImageNet supernet is not shipped, so its file check is the only one left out."""
+    from nnabla_nas_detofa.runners import launch
+    from nnabla_nas_detofa.runners.detofa import DetOFA
+    conf = json.load(open(os.path.join(REPO, "examples", name)))
+    if conf["network"]["detofa_resnet50"].get("pretrained"):
+        monkeypatch.setattr(launch, "check_network_files", lambda conf, source: None)
+    monkeypatch.chdir(tmp_path)
+    checked, cls = launch.prepare(conf, name)
+    assert cls is DetOFA
+    hp = checked["hparams"]
+    # the phases: warm-up epochs, then path-pruned training until `epoch` (the whole supernet training)
+    assert 0 < hp["warmup_epochs"] < hp["epoch"]
+    pr = hp["pruning"]
+    assert (pr["strategy"], pr["r_op1"], pr["r_op2"], pr["r_path"]) == ("flops_score_all", 0.1, 0.3, 0.25)
+
+
+def test_detofa_paper_settings():
+    voc = json.load(open(os.path.join(REPO, "examples", "voc_detofa.json")))
+    hp, opt = voc["hparams"], voc["optimizer"]["train"]
+    assert (hp["warmup_epochs"], hp["epoch"], hp["batch_size_train"]) == (5, 70, 32)
+    assert opt["name"] == "Adam" and opt["lr"] == 5e-4 and opt["lr_scheduler"]["steps"] == [45, 60]
+    assert hp["paths_per_bucket"] * hp["n_buckets"] == 500
+    coco = json.load(open(os.path.join(REPO, "examples", "coco_detofa.json")))
+    hp, opt = coco["hparams"], coco["optimizer"]["train"]
+    assert (hp["warmup_epochs"], hp["epoch"], hp["batch_size_train"]) == (10, 70, 64)
+    assert opt["lr"] == 5e-4 and opt["lr_scheduler"]["name"] == "CosineScheduler"
+    assert hp["paths_per_bucket"] * hp["n_buckets"] == 500
+    for conf in (voc, coco):
+        assert conf["network"]["detofa_resnet50"]["pretrained"] == "weights/ofa_supernet_resnet50"
+        assert conf["args"]["context"] == "cudnn"
+
+
+def test_demo_detofa_trains_long_enough_to_detect():
+    """The demo's phases add up to its supernet training, and that training is past the ~1,000 steps
+    below which a CenterNet on the synthetic shapes is seed noise (~2,500-3,000 steps reach ~20 %)."""
+    conf = json.load(open(os.path.join(REPO, "examples", "demo_detofa.json")))
+    hp, dl = conf["hparams"], conf["dataloader"]["detofa_voc"]
+    from nnabla_nas_detofa.data.pipeline import search_split
+    opts = loader_options({k: v for k, v in dl.items() if k != "synthetic"})
+    n_train = len(search_split(dl["synthetic"]["num_train"], opts["search_valid_fraction"], opts["seed"])[0])
+    steps_per_epoch = n_train // hp["batch_size_train"]
+    warm, pruned = hp["warmup_epochs"], hp["epoch"] - hp["warmup_epochs"]
+    assert warm + pruned == hp["epoch"] and warm >= 1 and pruned >= 1
+    assert warm * steps_per_epoch >= 500          # the filter's labels come from past the heatmap plateau
+    assert hp["epoch"] * steps_per_epoch >= 2400
+    assert conf["args"]["algorithm"] == "DetOFA" and conf["args"]["context"] == "cpu"
+    assert open(os.path.join(REPO, "Makefile")).read().count("examples/demo_detofa.json") == 1
