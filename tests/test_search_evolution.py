@@ -364,12 +364,15 @@ def test_path_filter_fitness_scores_each_path_in_its_own_flops_bucket():
     archs = [OFA.sample(random.Random(i)) for i in range(40)]
     fit = path_filter_fitness(flt)
     flops = [mflops(a, CFG, SIZE) for a in archs]
-    np.testing.assert_allclose(fit(archs), flt.score(archs, bucket=buckets.indices(flops)), rtol=1e-12)
+    np.testing.assert_allclose(fit(archs), flt.logits(archs, bucket=buckets.indices(flops)), rtol=1e-12)
+    # the logit ranks as the score does
+    sig = 1.0 / (1.0 + np.exp(-fit(archs)))
+    np.testing.assert_allclose(sig, flt.score(archs, bucket=buckets.indices(flops)), rtol=1e-12)
     assert len(set(buckets.indices(flops))) > 1
     # the same filter asked for another bucket scores differently: the bucket matters
-    assert not np.allclose(fit(archs), flt.score(archs, bucket=[0] * len(archs)))
+    assert not np.allclose(fit(archs), flt.logits(archs, bucket=[0] * len(archs)))
     fixed = path_filter_fitness(flt, bucket=2)
-    np.testing.assert_allclose(fixed(archs), flt.score(archs, bucket=[2] * len(archs)), rtol=1e-12)
+    np.testing.assert_allclose(fixed(archs), flt.logits(archs, bucket=[2] * len(archs)), rtol=1e-12)
     with pytest.raises(SearchError, match="bucket=5 is not a bucket index"):
         path_filter_fitness(flt, bucket=5)
     with pytest.raises(SearchError, match="trained at input size 64, not 128"):
@@ -378,4 +381,23 @@ def test_path_filter_fitness_scores_each_path_in_its_own_flops_bucket():
         path_filter_fitness(flt, cfg=SupernetConfig())
     res = regularized_evolution(OFA, fit, [flops_constraint(budget(0.3), CFG, SIZE)], population_size=20,
                                 sample_size=5, generations=3, seed=0)
-    assert res.best_fitness == pytest.approx(flt.score([res.best_arch])[0], rel=1e-6)  # float32, other batch
+    assert res.best_fitness == pytest.approx(flt.logits([res.best_arch])[0], rel=1e-6)  # float32, other batch
+
+
+def test_path_filter_fitness_tells_apart_paths_whose_scores_round_to_one():
+    """Confident filters (large logits) give sigmoid scores of exactly 1.0 for many paths; the
+    fitness is the logit, so the search still ranks them."""
+    class Confident:
+        config = None
+
+        def score(self, archs, bucket=None, flops=None, batch_size=256):
+            return 1.0 / (1.0 + np.exp(-self.logits(archs, bucket=bucket)))
+
+        def logits(self, archs, bucket=None, flops=None, batch_size=256):
+            return np.array([40.0 + sum(a.to_dict()["d"]) for a in archs])
+
+    archs = [OFA.sample(random.Random(i)) for i in range(20)]
+    flt = Confident()
+    assert len(set(flt.score(archs, bucket=[0] * 20))) == 1          # all exactly 1.0
+    fit = path_filter_fitness(flt, CFG, SIZE, bucket=0)
+    assert len(set(fit(archs))) > 1

@@ -449,6 +449,14 @@ class PathFilter:
         ids, b = self.inputs(archs, flops, bucket)
         return self.score_ids(ids, b, batch_size, backend)
 
+    def logits(self, archs: Sequence, flops=None, bucket=None, batch_size: int = 256) -> np.ndarray:
+        """The logits of ``archs`` (``score`` before the sigmoid; same arguments, same ranking): they
+        do not saturate where confident scores all round to 1.0, so a search can still tell them apart."""
+        if len(archs) == 0:
+            return np.zeros(0)
+        ids, b = self.inputs(archs, flops, bucket)
+        return self.logits_ids(ids, b, batch_size)
+
     def score_ids(self, ids: np.ndarray, bucket_rows: np.ndarray, batch_size: int = 256,
                   backend: str = "numpy") -> np.ndarray:
         fn = self._score_numpy if backend == "numpy" else self._score_nnabla

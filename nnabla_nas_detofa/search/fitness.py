@@ -124,7 +124,9 @@ class Evaluator:
 
 def path_filter_fitness(path_filter, cfg: Optional[SupernetConfig] = None, input_size: Optional[int] = None,
                         bucket: Optional[int] = None, batch_size: int = 256) -> Fitness:
-    """Fitness = ``path_filter.score(archs, flops=FLOPs)``: every path in the bucket of its own
+    """Fitness = the path filter's logit (``path_filter.logits``, the score before its sigmoid: the
+    same ranking, but confident scores do not all round to 1.0 and tie; a scorer with only
+    ``score`` is used as it is) with ``flops=FLOPs``: every path in the bucket of its own
     FLOPs (the filter's buckets; a filter without budget conditioning ignores them), or every
     path in ``bucket`` when given (e.g. the bucket of the budget). FLOPs come from ``cfg`` and
     ``input_size`` when given, else from the filter's own supernet settings.
@@ -153,11 +155,13 @@ def path_filter_fitness(path_filter, cfg: Optional[SupernetConfig] = None, input
             raise SearchError(f"path filter fitness: bucket={bucket!r} is not a bucket index of the filter "
                               f"(0..{'?' if n is None else n - 1})")
 
+    rank = path_filter.logits if hasattr(path_filter, "logits") else path_filter.score
+    if bucket is not None:
         def fitness(archs):
-            return path_filter.score(archs, bucket=[bucket] * len(archs), batch_size=batch_size)
+            return rank(archs, bucket=[bucket] * len(archs), batch_size=batch_size)
     else:
         def fitness(archs):
-            return path_filter.score(archs, flops=[flops(a) for a in archs], batch_size=batch_size)
+            return rank(archs, flops=[flops(a) for a in archs], batch_size=batch_size)
 
     fitness.path_filter = path_filter
     return fitness
