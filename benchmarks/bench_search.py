@@ -19,7 +19,6 @@ error against whole networks.
    time whole extracted networks, report the relative error of the table's sums.
 """
 import argparse
-import json
 import os
 import random
 import sys
