@@ -34,7 +34,5 @@ def random_search(space, fitness: Fitness, constraints: Sequence[Constraint] = (
             history.append((ev.calls, ev.best_value))
     if not ev.calls:
         raise SearchError("random search: no path was scored")
-    settings = {"n_calls": n_calls, "seed": seed, "batch_size": batch_size, "mode": mode, "draws": drawn,
-                "constraints": [c.describe() for c in feas.constraints],
-                "space": getattr(space, "name", type(space).__name__)}
-    return make_result("random_search", ev, feas, metrics, time.perf_counter() - t, history, settings)
+    settings = {"n_calls": n_calls, "seed": seed, "batch_size": batch_size, "mode": mode, "draws": drawn}
+    return make_result("random_search", space, ev, feas, metrics, time.perf_counter() - t, history, settings)

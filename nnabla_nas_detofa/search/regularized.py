@@ -128,15 +128,14 @@ class RegularizedEvolution:
         while self.children < total and not self.evaluator.exhausted:
             if not self.step(min(self.batch_size, total - self.children)):
                 break
-        return make_result(self.name, self.evaluator, self.feasibility, self.metrics, time.perf_counter() - t,
-                           self.history, self.settings(), [(m.arch, m.fitness) for m in self.population])
+        return make_result(self.name, self.space, self.evaluator, self.feasibility, self.metrics,
+                           time.perf_counter() - t, self.history, self.settings(),
+                           [(m.arch, m.fitness) for m in self.population])
 
     def settings(self) -> Dict:
         return {"population_size": self.P, "sample_size": self.S, "generations": self.generations,
                 "batch_size": self.batch_size, "max_changes": self.max_changes, "seed": self.seed,
-                "max_calls": self.evaluator.max_calls, "children": self.children,
-                "constraints": [c.describe() for c in self.feasibility.constraints],
-                "space": getattr(self.space, "name", type(self.space).__name__)}
+                "max_calls": self.evaluator.max_calls, "children": self.children}
 
 
 def regularized_evolution(space, fitness: Fitness, constraints: Sequence[Constraint] = (), **kw) -> SearchResult:

@@ -48,8 +48,12 @@ class SearchResult:
                 f"arch {json.dumps(self.best_arch.to_dict(), separators=(',', ':'))})")
 
 
-def make_result(algorithm: str, evaluator, feasibility, metrics: Optional[Dict[str, Callable]], seconds: float,
-                history, settings: Dict, population=()) -> SearchResult:
+def make_result(algorithm: str, space, evaluator, feasibility, metrics: Optional[Dict[str, Callable]],
+                seconds: float, history, settings: Dict, population=()) -> SearchResult:
+    """The result of a search of ``space``; ``settings`` (the algorithm's own) gain the constraints
+    and the space's name, described the same way for every algorithm."""
+    settings = dict(settings, constraints=[c.describe() for c in feasibility.constraints],
+                    space=getattr(space, "name", type(space).__name__))
     arch, value = evaluator.best()
     values = feasibility.values(arch)
     for name, fn in (metrics or {}).items():

@@ -86,15 +86,13 @@ class TruncationEvolution:
             _, kids, _ = self.step()
             if not kids:
                 break
-        return make_result(self.name, self.evaluator, self.feasibility, self.metrics, time.perf_counter() - t,
-                           self.history, self.settings(), self.population)
+        return make_result(self.name, self.space, self.evaluator, self.feasibility, self.metrics,
+                           time.perf_counter() - t, self.history, self.settings(), self.population)
 
     def settings(self) -> Dict:
         return {"population_size": self.P, "generations": self.generations, "parent_ratio": self.parent_ratio,
                 "mutation_ratio": self.mutation_ratio, "mutate_prob": self.mutate_prob, "seed": self.seed,
-                "max_calls": self.evaluator.max_calls, "generations_run": self.generation,
-                "constraints": [c.describe() for c in self.feasibility.constraints],
-                "space": getattr(self.space, "name", type(self.space).__name__)}
+                "max_calls": self.evaluator.max_calls, "generations_run": self.generation}
 
 
 def truncation_evolution(space, fitness: Fitness, constraints: Sequence[Constraint] = (), **kw) -> SearchResult:
