@@ -14,7 +14,8 @@ def run_make_synthetic(args):
         summary = make_synthetic_voc(args.out, num_train=args.num_train, num_val=args.num_val,
                                      image_size=args.image_size, seed=args.seed, max_objects=args.max_objects,
                                      aspect_jitter=args.aspect_jitter, overwrite=args.overwrite,
-                                     workers=args.workers)
+                                     workers=args.workers, min_object_size=args.min_object_size,
+                                     max_object_size=args.max_object_size)
     except DataError as err:
         raise UserError(str(err)) from None
     print(json.dumps(summary, indent=1))
@@ -55,6 +56,8 @@ def register(sub):
     opt(p, "--seed")
     opt(p, "--max-objects", help="objects per image at most")
     opt(p, "--aspect-jitter", help="shorter side drawn from [1 - j, 1] x image size (0: square images)")
+    opt(p, "--min-object-size", help="smallest object box side / shorter image side")
+    opt(p, "--max-object-size", help="largest object box side / shorter image side")
     opt(p, "--workers")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a synthetic data set this command made in OUT (never anything else)")

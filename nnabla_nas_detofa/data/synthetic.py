@@ -11,7 +11,8 @@ Layout written under ``OUT``::
 so the splits are ``synth_train``, ``synth_val`` and ``synth_trainval``. Images have their longer
 side equal to ``image_size`` and the other side drawn from ``[1 - aspect_jitter, 1] * image_size``
 (so letterboxing is exercised like on VOC's 500x375 images). Each image has 1-``max_objects``
-shapes of random class, size (12-45 % of the shorter side), rotation and saturated colour, on a
+shapes of random class, size (``min_object_size``-``max_object_size`` of the shorter side, default
+12-45 %), rotation and saturated colour, on a
 textured background (low-frequency colour noise plus stripes or checks and pixel noise). Shapes
 may overlap a little (IoU <= 0.25) and some are cut by the border (``truncated=1``, box clipped);
 a shape less than half visible after occlusion is marked ``difficult=1``. The class is the shape,
@@ -132,8 +133,8 @@ def _iou(a, b):
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def render(seed: int, index: int, image_size: int, max_objects: int = 4, aspect_jitter: float = 0.25
-           ) -> Tuple[np.ndarray, List[dict]]:
+def render(seed: int, index: int, image_size: int, max_objects: int = 4, aspect_jitter: float = 0.25,
+           size_range: Tuple[float, float] = SIZE_RANGE) -> Tuple[np.ndarray, List[dict]]:
     """One BGR uint8 image and its objects (``name, xmin, ymin, xmax, ymax`` 1-based, ``truncated``,
     ``difficult``)."""
     rng = np.random.default_rng([seed, index])
@@ -148,7 +149,7 @@ def render(seed: int, index: int, image_size: int, max_objects: int = 4, aspect_
     for _ in range(n):
         for _attempt in range(20):
             cls = int(rng.integers(len(SHAPE_CLASSES)))
-            size = rng.uniform(*SIZE_RANGE) * min(w, h)
+            size = rng.uniform(*size_range) * min(w, h)
             size = max(size, 10.0)
             margin = size / 2 * (0.3 if rng.random() < 0.15 else -1.0)   # some shapes cross the border
             cx = rng.uniform(-margin, w + margin) if margin > 0 else rng.uniform(size / 2, w - size / 2)
@@ -206,6 +207,8 @@ SYNTHETIC_OPTIONS = {  # make_synthetic_voc's options: the CLI flags and an expe
     "image_size": Int(32, 4096, default=128), "seed": seed_spec(),
     "max_objects": Int(1, 64, default=4), "aspect_jitter": Num(0, 1, hi_open=True, default=0.25),
     "jpeg_quality": Int(1, 100, default=90), "workers": workers_spec(),
+    "min_object_size": Num(0, 1, lo_open=True, default=SIZE_RANGE[0]),   # object box side / shorter image side
+    "max_object_size": Num(0, 1, lo_open=True, default=SIZE_RANGE[1]),
 }
 SYNTHETIC_MARKER = "SYNTHETIC_COMPLETE"    # written last: the folder holds a complete data set made here
 OWN_ENTRIES = ("VOC" + TAG, "classes.txt", SYNTHETIC_MARKER)   # everything make_synthetic_voc writes in OUT
@@ -215,7 +218,11 @@ def check_synthetic_options(spec: dict, where: str = "synthetic") -> dict:
     """The options of an experiment's ``"synthetic"`` object (``make_synthetic_voc`` arguments) with
     defaults filled in; SchemaError (a ValueError) naming the option on an unknown key, a wrong
     type or an out-of-range value."""
-    return validate(spec, SYNTHETIC_OPTIONS, where)
+    opts = validate(spec, SYNTHETIC_OPTIONS, where)
+    if not opts["min_object_size"] < opts["max_object_size"]:
+        raise SchemaError(f"{where}.min_object_size={opts['min_object_size']:g} must be below "
+                          f"{where}.max_object_size={opts['max_object_size']:g}")
+    return opts
 
 
 def synthetic_state(out: str) -> str:
@@ -249,7 +256,8 @@ def _refuse(out: str, state: str, overwrite: bool) -> None:
 
 def make_synthetic_voc(out: str, num_train: int = 256, num_val: int = 64, image_size: int = 128, seed: int = 0,
                        max_objects: int = 4, aspect_jitter: float = 0.25, jpeg_quality: int = 90,
-                       overwrite: bool = False, workers: int = 4) -> dict:
+                       overwrite: bool = False, workers: int = 4, min_object_size: float = SIZE_RANGE[0],
+                       max_object_size: float = SIZE_RANGE[1]) -> dict:
     """Write the data set; returns a summary (counts per split and class).
 
     ``out`` must be a new or empty folder, or (with ``overwrite``) hold a data set made here and
@@ -260,7 +268,8 @@ def make_synthetic_voc(out: str, num_train: int = 256, num_val: int = 64, image_
         opts = check_synthetic_options(
             {"num_train": num_train, "num_val": num_val, "image_size": image_size, "seed": seed,
              "max_objects": max_objects, "aspect_jitter": aspect_jitter, "jpeg_quality": jpeg_quality,
-             "workers": workers}, "make_synthetic_voc")
+             "workers": workers, "min_object_size": min_object_size, "max_object_size": max_object_size},
+            "make_synthetic_voc")
     except SchemaError as err:
         raise DataError(str(err)) from None
     out = os.fspath(out)
@@ -300,7 +309,8 @@ def _commit(tmp: str, out: str, overwrite: bool) -> None:
 
 
 def _write(out: str, num_train: int, num_val: int, image_size: int, seed: int, max_objects: int,
-           aspect_jitter: float, jpeg_quality: int, workers: int) -> dict:
+           aspect_jitter: float, jpeg_quality: int, workers: int, min_object_size: float,
+           max_object_size: float) -> dict:
     import cv2
 
     year = os.path.join(out, "VOC" + TAG)
@@ -315,7 +325,7 @@ def _write(out: str, num_train: int, num_val: int, image_size: int, seed: int, m
     ids = [f"{i:06d}" for i in range(total)]
 
     def one(i):
-        img, objs = render(seed, i, image_size, max_objects, aspect_jitter)
+        img, objs = render(seed, i, image_size, max_objects, aspect_jitter, (min_object_size, max_object_size))
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
         if not ok:
             raise DataError(f"cannot encode image {ids[i]}")
