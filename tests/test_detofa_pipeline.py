@@ -139,3 +139,30 @@ def test_killed_run_resumes_to_the_uninterrupted_end(reference, tiny_voc, tmp_pa
     ref = json.load(open(os.path.join(reference, "search", "pareto.json")))["budgets"]
     assert [(e["arch"], e["test"]) for e in mine] == [(e["arch"], e["test"]) for e in ref]
     assert got["search"]["budgets"] == want["search"]["budgets"]
+
+
+def test_warmup_can_begin_with_the_largest_path(tiny_voc, tmp_path):
+    """``warmup_largest_epochs``: the largest path of A alone first (once-for-all's first stage),
+    then A uniformly with channels sorted by importance, then Ã; one learning-rate schedule."""
+    out = str(tmp_path / "run")
+    conf = experiment(tiny_voc, out, epoch=4, warmup_epochs=2, warmup_largest_epochs=1, search=None,
+                      repeatability_paths=0, figure_paths_per_bucket=0, checkpoint_every=0)
+    conf["optimizer"]["train"]["lr_scheduler"] = {"name": "CosineScheduler"}
+    r = subprocess.run([BIN, "-f", write(str(tmp_path), conf, "exp.json")], capture_output=True, text=True,
+                       timeout=900, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    hist = json.load(open(os.path.join(out, "supernet", "summary.json")))["history"]
+    assert [h["space"] for h in hist] == ["largest", "ofa", "pruned", "pruned"]
+    v0, v1 = hist[0]["valid_loss"], hist[1]["valid_loss"]
+    assert v0["min"] == v0["max"] and v1["min"] != v1["max"]          # one path first, then all of A
+    log = r.stdout + r.stderr
+    assert log.count("channels re-organised by importance") == 2       # middle and stem/stage channels
+    assert log.index("epoch 0 done") < log.index("channels re-organised") < log.index("epoch 1 ")
+    lrs = [h["lr"] for h in hist]
+    assert lrs[0] > lrs[1] > lrs[2] > lrs[3]                            # one cosine, not restarted per stage
+    # the check comes before any work
+    bad = experiment(tiny_voc, str(tmp_path / "bad"), warmup_epochs=1, warmup_largest_epochs=1)
+    r = subprocess.run([BIN, "-f", write(str(tmp_path), bad, "bad.json")], capture_output=True, text=True,
+                       timeout=300, cwd=str(tmp_path))
+    assert r.returncode != 0 and "hparams.warmup_largest_epochs=1 must be below hparams.warmup_epochs=1" in r.stderr
+    assert not os.path.exists(tmp_path / "bad" / "supernet")

@@ -4,6 +4,8 @@ Phases, each in its own sub-folder of the output folder, each reading the previo
 
 1. ``supernet/``: start from the network's weights (``pretrained`` / ``weights``, or scratch) and
    warm up for ``warmup_epochs`` with uniform sampling over A (``warmup.h5`` written at its end);
+   from scratch, ``warmup_largest_epochs`` of them may train the largest path alone first, as
+   once-for-all trains its full network before it shrinks;
 2. ``paths/``: ``paths_per_bucket`` paths per FLOPs bucket of A labelled with their validation
    loss on D_val, the path filter trained or fine-tuned from ``filter_init``;
 3. ``pruning/``: operation scores, the pruning strategy and the path-pruning thresholds
@@ -41,6 +43,10 @@ from .supernet_trainer import DetOFASupernetTrainer, Stage, UniformSampler
 HPARAMS = {
     **{k: v for k, v in TRAINER_HPARAMS.items() if k != "space_schedule"},
     "warmup_epochs": Int(0, default=5),              # paper: VOC 5, COCO 10
+    # the first epochs of the warm-up train the largest path of A alone (once-for-all's first stage),
+    # then the rest of it samples A uniformly, channels sorted by importance first: for a supernet
+    # trained from scratch (the paper starts from an ImageNet-trained one: 0)
+    "warmup_largest_epochs": Int(0, default=0),
     "n_buckets": Int(1, 100, default=5),
     "paths_per_bucket": Int(1, default=100),         # paper: 500 paths in all
     "final_paths_per_bucket": Int(1, nullable=True, default=None),   # default: paths_per_bucket
@@ -70,6 +76,10 @@ class DetOFA(DetOFARunner):
         if not hp["warmup_epochs"] < hp["epoch"]:
             raise SchemaError(f"{where}.warmup_epochs={hp['warmup_epochs']} must be below {where}.epoch="
                               f"{hp['epoch']} (epoch counts the whole supernet training, warm-up included)")
+        if hp["warmup_largest_epochs"] and not hp["warmup_largest_epochs"] < hp["warmup_epochs"]:
+            raise SchemaError(f"{where}.warmup_largest_epochs={hp['warmup_largest_epochs']} must be below "
+                              f"{where}.warmup_epochs={hp['warmup_epochs']} (the labelled paths need a warm-up "
+                              f"over the whole space after the largest path's epochs)")
         if hp["filter_init"] is not None:
             check_init_fits(hp["filter_init"], hp["filter"], space_from_spec(hp["space"], f"{where}.space"),
                             hp["n_buckets"], f"{where}.filter_init")
@@ -179,7 +189,13 @@ class DetOFA(DetOFARunner):
         final_dir = os.path.join(self.out, "paths_final")
         trainer = self._trainer()
         uniform = UniformSampler(self.space, hp["sampling"])
-        trainer.set_stages([Stage(0, warm, uniform), Stage(warm, total - warm, uniform)])
+        largest = hp["warmup_largest_epochs"]
+        warmup = [Stage(0, warm, uniform)]
+        if largest:
+            only = self.space.restrict({dp: [max(v)] for dp, v in self.space.choices.items()}, name="largest")
+            warmup = [Stage(0, largest, UniformSampler(only, hp["sampling"])),
+                      Stage(largest, warm - largest, uniform, reorganize=True)]
+        trainer.set_stages(warmup + [Stage(warm, total - warm, uniform)])
         self.log_splits()
 
         # 1. warm-up
@@ -209,7 +225,7 @@ class DetOFA(DetOFARunner):
 
         # 4. path-pruned training
         t0 = time.time()
-        trainer.set_stages([Stage(0, warm, uniform), Stage(warm, total - warm, sampler)])
+        trainer.set_stages(warmup + [Stage(warm, total - warm, sampler)])
         if not self._done("pruned_training"):
             trainer.train_until(total)
             trainer.callback_on_finish()

@@ -95,10 +95,14 @@ class UniformSampler:
 
 class Stage:
     """Epochs ``[start, start + epochs)`` sample from ``sampler``; ``lr``: the stage's own initial
-    learning rate when the stage restarts the schedule (``restart``)."""
+    learning rate when the stage restarts the schedule (``restart``). A restarting stage, or one
+    with ``reorganize`` (the schedule runs on), begins with the channels it makes trainable sorted
+    by importance (``reorganize_channels``) and a fresh solver state."""
 
-    def __init__(self, start: int, epochs: int, sampler, restart: bool = False, lr: Optional[float] = None):
+    def __init__(self, start: int, epochs: int, sampler, restart: bool = False, lr: Optional[float] = None,
+                 reorganize: bool = False):
         self.start, self.epochs, self.sampler, self.restart, self.lr = start, epochs, sampler, restart, lr
+        self.reorganize = bool(restart or reorganize)
 
     @property
     def end(self) -> int:
@@ -188,7 +192,7 @@ class DetOFASupernetTrainer(DetOFARunner):
         """At the first step of a restarting stage: a fresh optimizer state and, when the stage makes
         narrower widths or expand ratios trainable, channels sorted by importance."""
         k = self.stages.index(stage)
-        if k == 0 or not stage.restart:
+        if k == 0 or not stage.reorganize:
             return
         prev, new = self.stages[k - 1].sampler.space, stage.sampler.space
         if self.hparams["reorganize_channels"]:
