@@ -175,17 +175,48 @@ def test_no_feasible_sample_names_the_constraint():
         truncation_evolution(OFA, toy_fitness, [c], population_size=10, generations=1)
 
 
-def test_mutation_that_can_never_meet_the_constraints_stops_with_a_clear_error():
+def test_mutation_that_can_never_meet_the_constraints():
     two = make_space(depths=(0,), widths=(0.65,), expands=(0.2,), stem_depths=(0, 2))  # two paths
     only_shallow = Constraint("stem_depth", lambda a: a.d[0], 0)
-    ev = RegularizedEvolution(two, toy_fitness, [only_shallow], population_size=4, sample_size=2, batch_size=1,
-                              max_tries=50)
-    ev.initialize()
+    gl = genes(two)
+    shallow = two.extreme(False)
     with pytest.raises(SearchError, match=r"mutation: no candidate .* in 50 draws .*stem_depth <= 0: 50 rejected"):
-        ev.step()
+        mutate(shallow, gl, Feasibility(two, [only_shallow]), random.Random(0), max_tries=50)
+    # the evolution then draws fresh paths; the only feasible one is the parent: the child repeats
+    # it (memoised, no fitness call) and the search ends with that path
+    ev = RegularizedEvolution(two, toy_fitness, [only_shallow], population_size=4, sample_size=2, batch_size=1,
+                              max_tries=50, generations=2)
+    res = ev.run()
+    assert res.best_arch == shallow and ev.fresh_children == 8 and ev.evaluator.calls == 1
+    # a sampler that can meet the constraints nowhere still stops with the error
+    with pytest.raises(SearchError, match=r"initial population: only 0 of 4 samples .* in 400 draws"):
+        RegularizedEvolution(two, toy_fitness, [Constraint("stem_depth", lambda a: a.d[0], -1)], population_size=4,
+                             sample_size=2, max_tries=4).run()
     one = make_space(depths=(0,), widths=(0.65,), expands=(0.2,), stem_depths=(0,))
     with pytest.raises(SearchError, match="no decision with two or more choices"):
         regularized_evolution(one, toy_fitness, population_size=4, sample_size=2, generations=1)
+
+
+def test_a_parent_without_feasible_neighbours_gives_way_to_a_fresh_path():
+    """A narrow FLOPs window of a pruned space can leave a path with no feasible 1-2 gene
+    neighbour: the child is then a fresh feasible path, and the search goes on."""
+    gl = genes(OFA)
+    rng = random.Random(0)
+    islands = [OFA.sample(rng) for _ in range(3)]
+
+    def far(a):   # feasible: one of the islands, or 4+ genes away from every island
+        return 0 if a in islands or min(len(differing_genes(a, i, gl)) for i in islands) >= 4 else 1
+
+    c = Constraint("far", far, 0)
+    ev = RegularizedEvolution(OFA, toy_fitness, [c], population_size=4, sample_size=4, batch_size=1, seed=1)
+    ev.population.clear()
+    ev._add(islands + [islands[0]], ev.evaluator(islands + [islands[0]]))
+    kids = ev.step()
+    assert ev.fresh_children == 1 and len(kids) == 1
+    child = kids[0].arch
+    assert OFA.contains(child) and far(child) == 0 and child not in islands
+    res = ev.run()
+    assert res.settings["fresh_children"] >= 1 and res.settings["children"] == ev.generations * 4
 
 
 def test_bad_arguments_are_refused():

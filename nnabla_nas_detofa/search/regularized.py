@@ -2,7 +2,8 @@
 
 A population of P paths, initially random feasible paths of the space. Each cycle: sample S
 members at random (tournament), mutate the best of them into a child (1..k decisions changed,
-re-drawn until the child is in the space and meets every constraint), score it, append it, and
+re-drawn until the child is in the space and meets every constraint; a parent with no feasible
+neighbour gives way to a fresh feasible path), score it, append it, and
 remove the *oldest* member, whatever its fitness. Defaults P = 100, S = 25 (NNI's), 500
 generations (DetOFA §3.3), k = 2 (one or two decisions, uniformly). **Decision:** with k = 1
 (Real et al. change one thing) the search stalled in a local optimum of one FLOPs bucket (a
@@ -79,6 +80,7 @@ class RegularizedEvolution:
         self.population: deque = deque()
         self.born = 0
         self.children = 0
+        self.fresh_children = 0
         self.history: List = []
         self.last_tournaments: List = []   # (sampled members, winner) of the last step
 
@@ -100,14 +102,30 @@ class RegularizedEvolution:
         self.last_tournaments.append((sample, winner))
         return winner
 
+    def _child(self, parent: Arch) -> Arch:
+        """A mutation of ``parent``; when none of its 1..k-gene neighbours is feasible (a narrow FLOPs
+        window in a pruned space can isolate a path), a fresh feasible path of the space, drawn as the
+        initial population's, takes the child's place (counted in ``fresh_children``); when ten such
+        draws give the parent again (its feasible region holds little else), the child repeats the
+        parent (memoised: no fitness call) and the population ages on."""
+        try:
+            return mutate(parent, self.genes, self.feasibility, self.rng, self.max_changes, self.max_tries)
+        except SearchError:
+            if not any(len(g.options) > 1 for g in self.genes):
+                raise   # no decision to mutate: a wrong space, not an isolated parent
+        self.fresh_children += 1
+        for fresh in sample_feasible(self.space, self.feasibility, self.rng, 10, max_tries=self.max_tries):
+            if fresh != parent:
+                return fresh
+        return parent
+
     def step(self, n: Optional[int] = None) -> List[Member]:
         """Make, score and insert ``n`` (default ``batch_size``) children; returns them ([] when the
         call budget is spent)."""
         n = self.batch_size if n is None else n
         self.last_tournaments = []
         parents = [self.tournament() for _ in range(n)]
-        kids = [mutate(p.arch, self.genes, self.feasibility, self.rng, self.max_changes, self.max_tries)
-                for p in parents]
+        kids = [self._child(p.arch) for p in parents]
         kids = self.evaluator.within_budget(kids)
         if not kids:
             return []
@@ -135,7 +153,8 @@ class RegularizedEvolution:
     def settings(self) -> Dict:
         return {"population_size": self.P, "sample_size": self.S, "generations": self.generations,
                 "batch_size": self.batch_size, "max_changes": self.max_changes, "seed": self.seed,
-                "max_calls": self.evaluator.max_calls, "children": self.children}
+                "max_calls": self.evaluator.max_calls, "children": self.children,
+                "fresh_children": self.fresh_children}
 
 
 def regularized_evolution(space, fitness: Fitness, constraints: Sequence[Constraint] = (), **kw) -> SearchResult:
