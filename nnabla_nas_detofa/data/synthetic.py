@@ -221,7 +221,7 @@ def check_synthetic_options(spec: dict, where: str = "synthetic") -> dict:
     opts = validate(spec, SYNTHETIC_OPTIONS, where)
     if not opts["min_object_size"] < opts["max_object_size"]:
         raise SchemaError(f"{where}.min_object_size={opts['min_object_size']:g} must be below "
-                          f"{where}.max_object_size={opts['max_object_size']:g}")
+                          f"max_object_size={opts['max_object_size']:g}")
     return opts
 
 
