@@ -188,6 +188,7 @@ def test_mutation_that_can_never_meet_the_constraints():
                               max_tries=50, generations=2)
     res = ev.run()
     assert res.best_arch == shallow and ev.fresh_children == 8 and ev.evaluator.calls == 1
+    assert ev._isolated == {shallow: "alone"}     # found once, then the child repeats it at once
     # a sampler that can meet the constraints nowhere still stops with the error
     with pytest.raises(SearchError, match=r"initial population: only 0 of 4 samples .* in 400 draws"):
         RegularizedEvolution(two, toy_fitness, [Constraint("stem_depth", lambda a: a.d[0], -1)], population_size=4,

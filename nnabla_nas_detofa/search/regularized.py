@@ -81,6 +81,7 @@ class RegularizedEvolution:
         self.born = 0
         self.children = 0
         self.fresh_children = 0
+        self._isolated: Dict[Arch, str] = {}   # parents without feasible neighbours: "isolated" / "alone"
         self.history: List = []
         self.last_tournaments: List = []   # (sampled members, winner) of the last step
 
@@ -107,16 +108,24 @@ class RegularizedEvolution:
         window in a pruned space can isolate a path), a fresh feasible path of the space, drawn as the
         initial population's, takes the child's place (counted in ``fresh_children``); when ten such
         draws give the parent again (its feasible region holds little else), the child repeats the
-        parent (memoised: no fitness call) and the population ages on."""
-        try:
-            return mutate(parent, self.genes, self.feasibility, self.rng, self.max_changes, self.max_tries)
-        except SearchError:
-            if not any(len(g.options) > 1 for g in self.genes):
-                raise   # no decision to mutate: a wrong space, not an isolated parent
+        parent (memoised: no fitness call) and the population ages on. Both findings are kept per
+        parent (``_isolated``), so a parent that wins many tournaments is not re-tried each time."""
+        state = self._isolated.get(parent)
+        if state is None:
+            try:
+                return mutate(parent, self.genes, self.feasibility, self.rng, self.max_changes, self.max_tries)
+            except SearchError:
+                if not any(len(g.options) > 1 for g in self.genes):
+                    raise   # no decision to mutate: a wrong space, not an isolated parent
         self.fresh_children += 1
-        for fresh in sample_feasible(self.space, self.feasibility, self.rng, 10, max_tries=self.max_tries):
+        if state == "alone":
+            return parent
+        self._isolated[parent] = "isolated"
+        for _ in range(10):   # one draw at a time: the first that is not the parent ends it
+            fresh = sample_feasible(self.space, self.feasibility, self.rng, 1, max_tries=self.max_tries)[0]
             if fresh != parent:
                 return fresh
+        self._isolated[parent] = "alone"
         return parent
 
     def step(self, n: Optional[int] = None) -> List[Member]:
