@@ -221,7 +221,7 @@ def validate(obj: Dict, schema: Dict[str, Spec], where: str) -> Dict:
             raise SchemaError(f"missing key '{where}.{key}' ({spec.expected()})")
         else:
             out[key] = _copy(spec.default)
-            if isinstance(spec, Obj):
+            if isinstance(spec, Obj) and out[key] is not None:
                 out[key] = validate(out[key], spec.schema, path)
     return out
 

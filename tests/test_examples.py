@@ -62,6 +62,10 @@ def test_detofa_example_passes_every_check_before_data(name, tmp_path, monkeypat
     if conf["network"]["detofa_resnet50"].get("pretrained"):
         monkeypatch.setattr(launch, "check_network_files", lambda conf, source: None)
     monkeypatch.chdir(tmp_path)
+    pre = conf["hparams"].get("filter_pretrain")
+    if pre:   # a file of the repository, relative to where the demo runs (its root, as `make demo`)
+        os.makedirs(os.path.dirname(pre["paths"]) or ".", exist_ok=True)
+        os.symlink(os.path.join(REPO, pre["paths"]), pre["paths"])
     checked, cls = launch.prepare(conf, name)
     assert cls is DetOFA
     hp = checked["hparams"]
@@ -121,3 +125,24 @@ def test_demo_detofa_is_past_the_seed_noise_and_starts_with_the_largest_path():
     assert (hp["warmup_epochs"] - hp["warmup_largest_epochs"]) * steps_per_epoch >= 200
     assert "pretrained" not in conf["network"]["detofa_resnet50"]
     assert open(os.path.join(REPO, "Makefile")).read().count("examples/demo_detofa.json") == 1
+
+
+def test_demo_detofa_fine_tunes_a_filter_pre_trained_on_its_source_paths():
+    """The demo's filter starts from one pre-trained on 300 labelled paths of another demo supernet
+    (the paper's source supernet) of the same network, so the target's buckets apply; its 4 paths
+    per bucket split into 2 training and 2 validation paths (a within-bucket pair each to select on)."""
+    import numpy as np
+    from nnabla_nas_detofa.path_filter import PathSet
+    from nnabla_nas_detofa.path_filter.train import split_indices
+    from nnabla_nas_detofa.space import SupernetConfig, get_space, space_buckets
+    conf = json.load(open(os.path.join(REPO, "examples", "demo_detofa.json")))
+    hp, net = conf["hparams"], conf["network"]["detofa_resnet50"]
+    source = PathSet.read(os.path.join(REPO, hp["filter_pretrain"]["paths"]), get_space(hp["space"]))
+    assert len(source) >= 300
+    cfg = SupernetConfig(num_classes=net["num_classes"], width_mult=net["width_mult"], divisor=net["divisor"])
+    b = space_buckets(get_space(hp["space"]), cfg, conf["dataloader"]["detofa_voc"]["input_size"], hp["n_buckets"])
+    assert b.lo - 1e-6 <= source.flops.min() and source.flops.max() <= b.hi + 1e-6
+    assert np.bincount(b.indices(source.flops), minlength=b.n).min() >= 30
+    bucket = np.repeat(np.arange(hp["n_buckets"]), hp["paths_per_bucket"])
+    split = split_indices(bucket, hp["filter"]["val_fraction"], hp["seed"], hp["filter"]["test_fraction"])
+    assert np.bincount(bucket[split.val]).min() >= 2 and np.bincount(bucket[split.train]).min() >= 2

@@ -98,6 +98,10 @@ def test_filter_options_are_checked_before_any_work(tmp_path):
         check({"init": str(tmp_path / "none.h5")})
     with pytest.raises(SchemaError, match="hparams.baselines"):
         check({"baselines": ["svm"]})
+    # from scratch the filter needs 10 paths; a fine-tuning may have fewer
+    with pytest.raises(SchemaError, match=r"hparams.paths_per_bucket=3 x hparams.n_buckets=3 = 9 paths"):
+        check({"paths_per_bucket": 3, "n_buckets": 3})
+    assert check({"paths_per_bucket": 3, "n_buckets": 3, "init": w})["paths_per_bucket"] == 3
 
 
 def _pretrained(tmp_path, name="pre.h5", vocab=None, n_buckets=3, **kw):

@@ -67,7 +67,8 @@ from .numpy_net import WIDE_CHOICE, WIDE_TOKEN, choice_map, pair_loss_grad, wide
 from .pathset import PathSet
 from .quality import kendall_tau_within, quality_report
 
-MIN_PATHS = 10
+MIN_PATHS = 10            # training from scratch
+MIN_FINE_TUNE_PATHS = 2   # fine-tuning (too few pairs: the initial weights are kept)
 SCOPE_PREFIX = "path_filter/"
 SELECT = ("tau", "loss")
 LOSS_ON = ("logit", "score")
@@ -354,8 +355,10 @@ def check_initial_filter(base: PathFilter, options: Dict, tokens: Optional[Seque
 
 def _check_args(pathset, init, seed, **options):
     """Every option against TRAIN_OPTIONS (PathFilterError naming it), before any work."""
-    if len(pathset) < MIN_PATHS:
-        raise PathFilterError(f"path set has {len(pathset)} paths; training needs at least {MIN_PATHS}")
+    need = MIN_PATHS if init is None else MIN_FINE_TUNE_PATHS
+    if len(pathset) < need:
+        raise PathFilterError(f"path set has {len(pathset)} paths; {'fine-tuning' if init is not None else 'training'} "
+                              f"needs at least {need}")
     try:
         check_train_options(options, init is not None)
         SEED(seed, "path filter training.seed")

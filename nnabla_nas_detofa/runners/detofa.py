@@ -6,8 +6,11 @@ Phases, each in its own sub-folder of the output folder, each reading the previo
    warm up for ``warmup_epochs`` with uniform sampling over A (``warmup.h5`` written at its end);
    from scratch, ``warmup_largest_epochs`` of them may train the largest path alone first, as
    once-for-all trains its full network before it shrinks;
+0. ``filter_pretrain/`` (with ``filter_pretrain``): a path filter trained on the labelled paths of
+   a source supernet (DETOFA.md §3.1: pre-trained on a source supernet's paths, fine-tuned on the
+   target's), the initial filter of phase 2;
 2. ``paths/``: ``paths_per_bucket`` paths per FLOPs bucket of A labelled with their validation
-   loss on D_val, the path filter trained or fine-tuned from ``filter_init``;
+   loss on D_val, the path filter trained or fine-tuned from ``filter_init`` (or phase 0's);
 3. ``pruning/``: operation scores, the pruning strategy and the path-pruning thresholds
    (``pruned_space.json``, Fig. 7 and Fig. 4);
 4. ``supernet/`` again: path-pruned training until ``epoch`` (the whole supernet training:
@@ -30,15 +33,46 @@ import os
 import time
 
 from ..atomic import write_json_atomic
-from ..path_filter import PathSet
+from ..path_filter import PathSet, train_path_filter
+from ..path_filter.pathset import PathSetError
+from ..path_filter.train import MIN_PATHS, TRAIN_OPTIONS, check_train_options, held_out_quality
 from ..search.options import SEARCH_OPTIONS, check_search_options
 from ..space import space_from_spec
 from .base import DetOFARunner
-from .path_filter_runner import FILTER_OPTIONS, INIT_SPEC, DetOFAPathFilterRunner, check_init_fits
+from .path_filter_runner import (FILTER_OPTIONS, INIT_SPEC, DetOFAPathFilterRunner, check_enough_paths,
+                                 check_init_fits)
 from .pruned_trainer import PRUNING_OPTIONS, PrunedSpaceSampler, load_filter, load_pruned_space, run_pruning
-from .schema import Int, Obj
+from .schema import Int, Obj, SchemaError, Str
 from .supernet_trainer import HPARAMS as TRAINER_HPARAMS
 from .supernet_trainer import DetOFASupernetTrainer, Stage, UniformSampler
+
+# hparams.filter_pretrain: the source path set and the pre-training's own schedule; the model
+# switches and the ensemble size are hparams.filter's, so the pre-trained filter fits its fine-tuning
+PRETRAIN_TRAINING_KEYS = ("epochs", "patience", "batch_size", "lr", "wide_lr", "weight_decay", "val_fraction",
+                          "test_fraction", "max_seconds", "select", "warm_up")
+PRETRAIN_OPTIONS = {"paths": Str(), **{k: TRAIN_OPTIONS[k] for k in PRETRAIN_TRAINING_KEYS}}
+PRETRAIN_OPTIONS["test_fraction"] = FILTER_OPTIONS["test_fraction"]     # a held-out quality figure by default
+
+
+def pretrain_options(filter_options: dict, pretrain: dict) -> dict:
+    """``train_path_filter`` options of the pre-training: ``filter_pretrain``'s schedule with the
+    model switches, ensemble, bagging, loss and pairing of ``filter`` (what its fine-tuning checks)."""
+    opts = {k: v for k, v in filter_options.items() if k not in PRETRAIN_TRAINING_KEYS}
+    opts.update({k: pretrain[k] for k in PRETRAIN_TRAINING_KEYS})
+    return opts
+
+
+def source_buckets(source: PathSet, target):
+    """FLOPs buckets of the source paths: the target's when every source path lies in its range
+    (the same network and input size), else equal-width buckets over the source's own FLOPs, so
+    bucket k of the source is read as bucket k of the target (as fine-tuning reads it)."""
+    from ..space.buckets import Buckets
+    f = source.flops
+    tol = 1e-6 * max(abs(target.hi), 1.0)
+    if f.min() >= target.lo - tol and f.max() <= target.hi + tol:
+        return target, "the target space's"
+    return Buckets(float(f.min()), float(f.max()), target.n), "the source paths' own FLOPs range"
+
 
 HPARAMS = {
     **{k: v for k, v in TRAINER_HPARAMS.items() if k != "space_schedule"},
@@ -51,6 +85,8 @@ HPARAMS = {
     "paths_per_bucket": Int(1, default=100),         # paper: 500 paths in all
     "final_paths_per_bucket": Int(1, nullable=True, default=None),   # default: paths_per_bucket
     "filter_init": INIT_SPEC,                        # a pre-trained path filter (.h5) to fine-tune
+    # or: pre-train it here on a source supernet's labelled paths ({"paths": FILE.jsonl, schedule})
+    "filter_pretrain": Obj(PRETRAIN_OPTIONS, nullable=True, default=None),
     "filter": Obj(FILTER_OPTIONS),
     "pruning": Obj(PRUNING_OPTIONS),
     "repeatability_paths": Int(0, default=30),
@@ -80,12 +116,39 @@ class DetOFA(DetOFARunner):
             raise SchemaError(f"{where}.warmup_largest_epochs={hp['warmup_largest_epochs']} must be below "
                               f"{where}.warmup_epochs={hp['warmup_epochs']} (the labelled paths need a warm-up "
                               f"over the whole space after the largest path's epochs)")
+        if hp["filter_pretrain"] is not None and hp["filter_init"] is not None:
+            raise SchemaError(f"{where}.filter_pretrain and {where}.filter_init: give one initial filter, not both "
+                              "(a file to fine-tune, or source paths to pre-train one on)")
         if hp["filter_init"] is not None:
             check_init_fits(hp["filter_init"], hp["filter"], space_from_spec(hp["space"], f"{where}.space"),
                             hp["n_buckets"], f"{where}.filter_init")
+        if hp["filter_pretrain"] is not None:
+            cls.read_source_paths(hp, where)
+            check_train_options(pretrain_options(hp["filter"], hp["filter_pretrain"]), False,
+                                f"{where}.filter_pretrain")
+        if hp["filter_init"] is None and hp["filter_pretrain"] is None:
+            check_enough_paths(hp["paths_per_bucket"], hp["n_buckets"], where)
         if hp["search"] is not None:
             check_search_options(hp["search"], f"{where}.search")
         return hp
+
+    @staticmethod
+    def read_source_paths(hp, where="hparams") -> PathSet:
+        """``filter_pretrain.paths`` read as a path set of the space (SchemaError naming the key and
+        the file's line on anything wrong), with enough paths to train on."""
+        path = hp["filter_pretrain"]["paths"]
+        key = f"{where}.filter_pretrain.paths"
+        space = space_from_spec(hp["space"], f"{where}.space")
+        if not os.path.isfile(path):
+            raise SchemaError(f"{key}={path}: no such file (a JSON Lines path set: one "
+                              "{\"arch\", \"flops\", \"val_loss\"} a line, e.g. a path-filter run's paths.jsonl)")
+        try:
+            source = PathSet.read(path, space)
+        except (PathSetError, OSError) as err:
+            raise SchemaError(f"{key}: {err}") from None
+        if len(source) < MIN_PATHS:
+            raise SchemaError(f"{key}={path}: {len(source)} paths; pre-training needs at least {MIN_PATHS}")
+        return source
 
     @classmethod
     def check_settings(cls, hp, cfg, input_size, where="hparams"):
@@ -156,6 +219,34 @@ class DetOFA(DetOFARunner):
         t._evaluator = self.evaluator
         return t
 
+    def pretrain_filter(self):
+        """Phase 0: the path filter trained on the source supernet's paths (``filter_pretrain``);
+        writes ``filter_pretrain/path_filter.h5`` and ``quality.json`` (held-out figures)."""
+        hp = self.hparams
+        if self.comm.rank != 0:
+            return None
+        spec = hp["filter_pretrain"]
+        out = os.path.join(self.out, "filter_pretrain")
+        os.makedirs(out, exist_ok=True)
+        source = self.read_source_paths(hp)
+        from ..space import space_buckets
+        buckets, which = source_buckets(source, space_buckets(self.space, self.model.config, self.input_size,
+                                                              hp["n_buckets"]))
+        self.log(f"Pre-training the path filter on {len(source)} paths of {spec['paths']} (buckets: {which})")
+        result = train_path_filter(source, buckets=buckets, space=self.space, supernet=self.model.config,
+                                   input_size=self.input_size, seed=hp["seed"], n_buckets=hp["n_buckets"],
+                                   log=self.log, **pretrain_options(hp["filter"], spec))
+        result.filter.save(os.path.join(out, "path_filter.h5"))
+        quality = held_out_quality(result, source)
+        write_json_atomic(os.path.join(out, "quality.json"), {
+            "source_paths": spec["paths"], "paths": len(source), "buckets": buckets.to_dict(), "buckets_from": which,
+            "filter_seconds": round(result.seconds, 1), "training": result.summary(), "best_epoch": result.best_epoch,
+            "quality": quality}, indent=1)
+        weak = quality["weak"].get("0.25", {})
+        self.log(f"Path filter pre-trained in {result.seconds:.1f}s; on the {quality['computed_on']}: Kendall tau "
+                 f"within buckets {quality['kendall_tau_within']}, weakest-25% precision {weak.get('precision')}")
+        return result
+
     def _path_runner(self, name: str, m: int, init, pruned_space=None, repeat: int = 0):
         hp = {k: self.hparams[k] for k in ("batch_size_train", "batch_size_valid", "mini_batch_train",
                                             "mini_batch_valid", "input_shapes", "target_shapes", "print_frequency",
@@ -198,6 +289,13 @@ class DetOFA(DetOFARunner):
         trainer.set_stages(warmup + [Stage(warm, total - warm, uniform)])
         self.log_splits()
 
+        # 0. the initial path filter, pre-trained on a source supernet's paths (seconds; first, so a
+        # problem with it shows before the supernet trains)
+        init = hp["filter_init"]
+        if hp["filter_pretrain"] is not None:
+            self._phase("filter_pretrain", self.pretrain_filter)
+            init = os.path.join(self.out, "filter_pretrain", "path_filter.h5")
+
         # 1. warm-up
         t0 = time.time()
         trainer.train_until(warm)
@@ -209,7 +307,7 @@ class DetOFA(DetOFARunner):
         self._mark("warmup", t0)
 
         # 2. labelled paths of A and the path filter
-        self._phase("paths", lambda: self._path_runner("paths", hp["paths_per_bucket"], hp["filter_init"],
+        self._phase("paths", lambda: self._path_runner("paths", hp["paths_per_bucket"], init,
                                                         repeat=hp["repeatability_paths"]).run())
         filter_h5 = os.path.join(paths_dir, "path_filter.h5")
 
@@ -293,6 +391,8 @@ class DetOFA(DetOFARunner):
         sup = json.load(open(os.path.join(trainer.out, "summary.json")))
         pr = json.load(open(os.path.join(self.out, "pruning", "pruning.json")))
         q1 = json.load(open(os.path.join(self.out, "paths", "quality.json")))
+        q0_path = os.path.join(self.out, "filter_pretrain", "quality.json")
+        q0 = json.load(open(q0_path)) if os.path.isfile(q0_path) else None
         q2 = json.load(open(os.path.join(self.out, "paths_final", "quality.json")))
         hist = sup["history"]
         warm = self.hparams["warmup_epochs"]
@@ -317,7 +417,8 @@ class DetOFA(DetOFARunner):
             "sampling_share_of_step": sample_s / max(train_s, 1e-9),
             "test": sup["test"], "supernet": os.path.join(trainer.out, "supernet.h5"),
             "path_filter_for_search": os.path.join(self.out, "paths_final", "path_filter.h5"),
-            "filter_quality": {"warmup": q1.get("quality") or q1.get("quality_on_validation_split"),
+            "filter_quality": {"pretrain": q0["quality"] if q0 else None,
+                               "warmup": q1.get("quality") or q1.get("quality_on_validation_split"),
                                "final": q2.get("quality") or q2.get("quality_on_validation_split")},
             "label_repeatability": q1.get("label_repeatability"),
             "mean_val_loss_fig6": fig6,

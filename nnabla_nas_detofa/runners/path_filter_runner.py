@@ -24,7 +24,8 @@ from ..data.fixed_sets import FixedImageSet, draw_ids, records_of
 from ..evaluation.path_eval import PathEvaluator, gather_objects
 from ..path_filter import PathFilter, PathSet, evaluate, fit_baseline, kendall_tau_within, train_path_filter
 from ..path_filter.baselines import KINDS
-from ..path_filter.train import TRAIN_OPTIONS, check_train_options, held_out_quality, validation_quality
+from ..path_filter.train import (MIN_PATHS, TRAIN_OPTIONS, check_train_options, held_out_quality,
+                                 validation_quality)
 from ..space import Arch, space_from_spec
 from ..space.bucket_sampling import BucketSample, sample_per_bucket
 from .base import DetOFARunner, space_spec
@@ -59,6 +60,16 @@ def check_init_fits(init: str, filter_options: dict, space, n_buckets: int, wher
                              where=f"{where}={init}")
     except PathFilterError as err:
         raise SchemaError(str(err)) from None
+
+
+def check_enough_paths(paths_per_bucket: int, n_buckets: int, where: str) -> None:
+    """A filter trained from scratch needs ``MIN_PATHS`` labelled paths: SchemaError before any
+    path is labelled when ``paths_per_bucket`` x ``n_buckets`` cannot give them."""
+    from .schema import SchemaError
+    if paths_per_bucket * n_buckets < MIN_PATHS:
+        raise SchemaError(f"{where}.paths_per_bucket={paths_per_bucket} x {where}.n_buckets={n_buckets} = "
+                          f"{paths_per_bucket * n_buckets} paths; a path filter trained from scratch needs at "
+                          f"least {MIN_PATHS} (or fine-tune a pre-trained one)")
 
 
 HPARAMS = {
@@ -102,6 +113,8 @@ class DetOFAPathFilterRunner(DetOFARunner):
     def check_hparams(cls, hparams: dict, where: str = "hparams") -> dict:
         hp = super().check_hparams(hparams, where)
         check_train_options(hp["filter"], hp["init"] is not None, f"{where}.filter")
+        if hp["init"] is None:
+            check_enough_paths(hp["paths_per_bucket"], hp["n_buckets"], where)
         if hp["init"] is not None:
             check_init_fits(hp["init"], hp["filter"], space_from_spec(hp["space"], f"{where}.space"), hp["n_buckets"],
                             f"{where}.init")
@@ -228,7 +241,10 @@ class DetOFAPathFilterRunner(DetOFARunner):
             quality = held_out_quality(result, pathset)
             baselines = {}
             held = result.test_index if len(result.test_index) else result.val_index
-            for kind in hp["baselines"]:
+            kinds = hp["baselines"] if len(pathset) >= MIN_PATHS else []
+            if hp["baselines"] and not kinds:
+                self.log(f"Baselines not fitted: {len(pathset)} paths (a baseline needs {MIN_PATHS})")
+            for kind in kinds:
                 b = fit_baseline(kind, pathset, buckets=sample.buckets, val_fraction=fopt["val_fraction"],
                                  test_fraction=fopt["test_fraction"], seed=hp["seed"])
                 baselines[kind] = dict(evaluate(b.ranker, pathset.subset(held), buckets=sample.buckets),

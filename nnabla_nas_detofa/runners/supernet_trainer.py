@@ -330,7 +330,12 @@ class DetOFASupernetTrainer(DetOFARunner):
         return self.evaluator.validation_loss(arch)
 
     def callback_on_epoch_end(self, seconds=0.0, sample_seconds=0.0, steps=0, stage=None):
-        valid = {name: self.path_valid_loss(a) for name, a in self.valid_archs().items()}
+        valid, measured = {}, {}
+        for name, a in self.valid_archs().items():   # e.g. min == max while one path trains: measured once
+            key = a.to_json()
+            if key not in measured:
+                measured[key] = self.path_valid_loss(a)
+            valid[name] = measured[key]
         meters = {k: m.avg for k, m in self.monitor.meters.items()}
         entry = {"epoch": self.cur_epoch, "lr": float(self.optimizer["train"].get_learning_rate()),
                  "train": meters, "valid_loss": valid, "seconds": round(seconds, 2), "steps": steps,
@@ -353,9 +358,12 @@ class DetOFASupernetTrainer(DetOFARunner):
         """AP of the reference paths on the test split (``test`` loader), BN re-calibrated."""
         if not self.hparams["final_eval"]:
             return {}
-        out = {}
+        out, measured = {}, {}
         for name, arch in self.valid_archs().items():
-            metrics = self.evaluator.evaluate(self.dataloader["test"], "test", arch)
+            key = arch.to_json()
+            if key not in measured:   # the same path under two names is measured once
+                measured[key] = self.evaluator.evaluate(self.dataloader["test"], "test", arch)
+            metrics = measured[key]
             out[name] = {"arch": arch.to_dict(), "mflops": mflops(arch, self.model.config, self.input_size), **metrics}
             if self.comm.rank == 0:
                 main = {k: v for k, v in metrics.items() if k in ("mAP", "AP", "AP50")}
