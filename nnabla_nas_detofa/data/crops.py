@@ -6,7 +6,8 @@ starts from that backbone exactly as it would start from an ImageNet supernet (`
 
 A crop is the square of side ``max(w, h) * (1 + context)`` around the box centre, warped to
 ``size x size`` (the affine convention of ``data.transforms``); training crops jitter the side
-(x ``U(scale_range)``) and centre (``U(-shift, shift)`` of the side) and flip with probability 0.5.
+(x ``U(scale_range)``) and centre (``U(-shift, shift)`` of the side) and mirror the crop with
+probability 0.5.
 Objects marked difficult or crowd, or smaller than ``min_box_size`` pixels, are left out.
 Batches: ``(images (B, 3, S, S) float32 RGB 0..255, labels (B,) int32)``, drawn as the detection
 loader draws them: a fresh permutation per epoch from ``default_rng([seed, epoch])`` and each
@@ -62,8 +63,8 @@ class CropSet:
             centre = centre + rng.uniform(-self.shift, self.shift, size=2) * side
             flip = rng.random() < 0.5
         m = affine_transform(centre, side, self.size)
-        if flip:
-            m = compose(m, flip_matrix(img.shape[1]))
+        if flip:   # mirrored in the crop: the object stays where the crop was taken
+            m = compose(flip_matrix(self.size), m)
         warped = cv2.warpAffine(img, cv2_matrix(m), (self.size, self.size), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
         return warped[:, :, ::-1].transpose(2, 0, 1).astype(np.float32), int(rec.labels[j])
