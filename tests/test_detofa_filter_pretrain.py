@@ -95,6 +95,7 @@ def test_fine_tuning_needs_fewer_paths_than_training(tmp_path):
 @pytest.mark.parametrize("mutate,needle", [
     (lambda h, d: h.update(filter_pretrain={"paths": os.path.join(d, "none.jsonl")}),
      "hparams.filter_pretrain.paths="),
+    (lambda h, d: h.update(filter_pretrain={"paths": d}), "not a file"),
     (lambda h, d: h.update(filter_pretrain={"paths": os.path.join(d, "few.jsonl")}),
      "pre-training needs at least 10"),
     (lambda h, d: h.update(filter_pretrain={"paths": os.path.join(d, "bad.jsonl")}), "bad.jsonl:2"),

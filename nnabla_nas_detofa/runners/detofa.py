@@ -140,7 +140,8 @@ class DetOFA(DetOFARunner):
         key = f"{where}.filter_pretrain.paths"
         space = space_from_spec(hp["space"], f"{where}.space")
         if not os.path.isfile(path):
-            raise SchemaError(f"{key}={path}: no such file (a JSON Lines path set: one "
+            raise SchemaError(f"{key}={path}: {'not a file' if os.path.exists(path) else 'no such file'} "
+                              "(a JSON Lines path set: one "
                               "{\"arch\", \"flops\", \"val_loss\"} a line, e.g. a path-filter run's paths.jsonl)")
         try:
             source = PathSet.read(path, space)
