@@ -28,6 +28,7 @@ def _trainer(archs, calls):
     ns = SimpleNamespace(valid_archs=lambda: archs, path_valid_loss=measure, monitor=_Monitor(), history=[],
                          optimizer={"train": SimpleNamespace(get_learning_rate=lambda: 1e-3)}, cur_epoch=0,
                          log=lambda msg: None, save=lambda epoch, step: None)
+    ns._per_reference_path = lambda m, archs=None: DetOFASupernetTrainer._per_reference_path(ns, m, archs)
     return ns
 
 
@@ -58,6 +59,7 @@ def test_identical_reference_paths_are_tested_once(monkeypatch):
     t = SimpleNamespace(hparams={"final_eval": True}, valid_archs=lambda: {"min": big, "max": big},
                         evaluator=SimpleNamespace(evaluate=evaluate), dataloader={"test": None},
                         model=SimpleNamespace(config=None), input_size=96, comm=SimpleNamespace(rank=1))
+    t._per_reference_path = lambda m, archs=None: DetOFASupernetTrainer._per_reference_path(t, m, archs)
     monkeypatch.setattr("nnabla_nas_detofa.runners.supernet_trainer.mflops", lambda arch, cfg, size: 100.0)
     out = DetOFASupernetTrainer.final_evaluation(t)
     assert len(calls) == 1 and out["min"]["mAP"] == out["max"]["mAP"] == 12.5

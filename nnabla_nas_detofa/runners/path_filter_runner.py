@@ -115,7 +115,7 @@ class DetOFAPathFilterRunner(DetOFARunner):
         check_train_options(hp["filter"], hp["init"] is not None, f"{where}.filter")
         if hp["init"] is None:
             check_enough_paths(hp["paths_per_bucket"], hp["n_buckets"], where)
-        if hp["init"] is not None:
+        else:
             check_init_fits(hp["init"], hp["filter"], space_from_spec(hp["space"], f"{where}.space"), hp["n_buckets"],
                             f"{where}.init")
         return hp

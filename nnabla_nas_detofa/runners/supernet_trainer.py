@@ -325,17 +325,24 @@ class DetOFASupernetTrainer(DetOFARunner):
             self.event.add_default_stream_event()
         opt.update()
 
+    def _per_reference_path(self, measure, archs=None) -> dict:
+        """``{name: measure(arch)}`` over the reference paths (``valid_archs``), each distinct path
+        measured once (min == max while one path trains alone)."""
+        done = {}
+        out = {}
+        for name, arch in (self.valid_archs() if archs is None else archs).items():
+            key = arch.to_json()
+            if key not in done:
+                done[key] = measure(arch)
+            out[name] = done[key]
+        return out
+
     def path_valid_loss(self, arch) -> float:
         """Validation loss of one path on the run's validation set, BN re-calibrated on its calibration set."""
         return self.evaluator.validation_loss(arch)
 
     def callback_on_epoch_end(self, seconds=0.0, sample_seconds=0.0, steps=0, stage=None):
-        valid, measured = {}, {}
-        for name, a in self.valid_archs().items():   # e.g. min == max while one path trains: measured once
-            key = a.to_json()
-            if key not in measured:
-                measured[key] = self.path_valid_loss(a)
-            valid[name] = measured[key]
+        valid = self._per_reference_path(self.path_valid_loss)
         meters = {k: m.avg for k, m in self.monitor.meters.items()}
         entry = {"epoch": self.cur_epoch, "lr": float(self.optimizer["train"].get_learning_rate()),
                  "train": meters, "valid_loss": valid, "seconds": round(seconds, 2), "steps": steps,
@@ -358,12 +365,12 @@ class DetOFASupernetTrainer(DetOFARunner):
         """AP of the reference paths on the test split (``test`` loader), BN re-calibrated."""
         if not self.hparams["final_eval"]:
             return {}
-        out, measured = {}, {}
-        for name, arch in self.valid_archs().items():
-            key = arch.to_json()
-            if key not in measured:   # the same path under two names is measured once
-                measured[key] = self.evaluator.evaluate(self.dataloader["test"], "test", arch)
-            metrics = measured[key]
+        archs = self.valid_archs()
+        per_name = self._per_reference_path(lambda a: self.evaluator.evaluate(self.dataloader["test"], "test", a),
+                                            archs)
+        out = {}
+        for name, arch in archs.items():
+            metrics = per_name[name]
             out[name] = {"arch": arch.to_dict(), "mflops": mflops(arch, self.model.config, self.input_size), **metrics}
             if self.comm.rank == 0:
                 main = {k: v for k, v in metrics.items() if k in ("mAP", "AP", "AP50")}
